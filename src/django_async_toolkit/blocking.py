@@ -1,0 +1,682 @@
+"""Find what blocks the event loop, cheaply enough to leave on in production.
+
+A :class:`BlockingDetector` puts a heartbeat on the event loop (a timer callback that re-arms
+itself every few milliseconds) and runs a watchdog thread next to it.
+When the heartbeat is late by more than the threshold, the loop is stalled: something running on
+the loop thread did not return control to the loop.
+While the stall lasts, the watchdog takes the loop thread's stack (``sys._current_frames()``),
+which shows the line that blocks.
+The stall's full length is known only when the loop runs again; then the watchdog records a
+:class:`BlockingEvent`, logs it on the ``django_async_toolkit.blocking`` logger (one warning per
+stall) and calls ``on_block``.
+
+A pause of the whole process (the OS not scheduling it, a loaded machine, a debugger, ``SIGSTOP``)
+also makes the heartbeat late, but nothing in the process blocked the loop.
+The watchdog tells the two apart: during a real stall the watchdog itself keeps running on time
+(``time.sleep``, socket calls and pure Python loops all let other threads run), or, when code holds
+the GIL so that the watchdog cannot run either, the loop thread used the CPU for the stall.
+A late heartbeat with a starved watchdog and an idle loop thread is a pause, not a block.
+On Linux, the time the loop thread spent runnable but waiting for a CPU (its schedstat) is
+subtracted too: a stall made of such waiting means an overloaded machine, not blocking code.
+Both are logged at DEBUG level only.
+
+This module knows nothing of middleware or requests; ``conf`` is read only by the process-wide
+detector (:func:`start_process_detector`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import sys
+import sysconfig
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType, TracebackType
+
+from django_async_toolkit.conf import conf
+
+__all__ = [
+    "BlockingDetector",
+    "BlockingEvent",
+    "detect_blocking",
+    "get_process_detector",
+    "start_process_detector",
+    "stop_process_detector",
+]
+
+logger = logging.getLogger("django_async_toolkit.blocking")
+
+#: The deepest stack a sample keeps (innermost frames first).
+MAX_STACK_DEPTH = 100
+
+
+@dataclass(frozen=True)
+class BlockingEvent:
+    """One stall of the event loop longer than the detector's threshold."""
+
+    #: How long the loop could not run, in seconds (measured when it ran again).
+    duration: float
+    #: When the stall started (UTC).
+    started_at: datetime
+    #: The threshold of the detector that saw it, in seconds.
+    threshold: float
+    #: The loop thread's stack while it was blocked, outermost call first (as in a traceback).
+    #: Empty when the watchdog could not take a sample during the stall (code that held the GIL
+    #: for the whole stall).
+    stack: tuple[traceback.FrameSummary, ...] = field(repr=False)
+    #: CPU time the loop thread used during the stall, in seconds (``None`` if unknown).
+    #: Close to ``duration`` for CPU-bound code, close to 0 for ``time.sleep`` or blocking I/O.
+    cpu_time: float | None = None
+
+    @property
+    def user_frames(self) -> tuple[traceback.FrameSummary, ...]:
+        """The project's own frames of :attr:`stack`, innermost first.
+
+        Frames of the standard library, of installed packages (``site-packages``: Django, asgiref,
+        uvicorn ...) and of django-async-toolkit itself are left out.
+        """
+        return tuple(frame for frame in reversed(self.stack) if is_user_file(frame.filename))
+
+    @property
+    def frame(self) -> traceback.FrameSummary | None:
+        """The frame that blocked: the innermost project frame, else the innermost frame."""
+        user = self.user_frames
+        if user:
+            return user[0]
+        return self.stack[-1] if self.stack else None
+
+    @property
+    def location(self) -> str:
+        """``"path/to/file.py:42 in function"`` of :attr:`frame`, or ``"unknown"``."""
+        frame = self.frame
+        if frame is None:
+            return "unknown"
+        return f"{frame.filename}:{frame.lineno} in {frame.name}"
+
+    def format(self, *, project_only: bool = False) -> str:
+        """A multi-line description: duration, the blocking line, then the stack.
+
+        With ``project_only``, the stack shows only the project's own frames (:attr:`user_frames`),
+        as the pytest plugin does; the log shows the whole stack.
+        """
+        cpu = "" if self.cpu_time is None else f", {self.cpu_time:.3f} s of CPU"
+        lines = [
+            f"Event loop blocked for {self.duration:.3f} s{cpu} "
+            f"(threshold {self.threshold:.3f} s) at {self.location}"
+        ]
+        frame = self.frame
+        if frame is not None and frame.line:
+            lines.append(f"    {frame.line}")
+        stack = tuple(reversed(self.user_frames)) if project_only else self.stack
+        if stack:
+            which = "Project frames of the" if project_only else "Stack of the"
+            lines.append(f"{which} event loop thread (most recent call last):")
+            lines.extend(
+                line.rstrip("\n")
+                for line in traceback.StackSummary.from_list(list(stack)).format()
+            )
+        elif not self.stack:
+            lines.append(
+                "No stack was sampled: the blocking code held the GIL for the whole stall."
+            )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return (
+            f"event loop blocked for {self.duration:.3f} s "
+            f"(threshold {self.threshold:.3f} s) at {self.location}"
+        )
+
+
+# --- which frames belong to the project -----------------------------------------------------
+
+_library_dirs: tuple[str, ...] | None = None
+
+
+def _library_prefixes() -> tuple[str, ...]:
+    global _library_dirs
+    if _library_dirs is None:
+        dirs = set()
+        paths = sysconfig.get_paths()
+        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+            if paths.get(key):
+                dirs.add(paths[key])
+        import asgiref
+        import django
+
+        for module_file in (__file__, django.__file__, asgiref.__file__, os.__file__):
+            dirs.add(os.path.dirname(os.path.abspath(module_file)))
+        _library_dirs = tuple(
+            sorted({os.path.normcase(os.path.abspath(d)).rstrip(os.sep) + os.sep for d in dirs})
+        )
+    return _library_dirs
+
+
+def is_user_file(filename: str) -> bool:
+    """Whether ``filename`` is project code (not stdlib, site-packages or the toolkit)."""
+    if filename.startswith("<"):
+        return False
+    path = os.path.normcase(os.path.abspath(filename))
+    return not path.startswith(_library_prefixes())
+
+
+def _extract(frame: FrameType) -> tuple[traceback.FrameSummary, ...]:
+    summary = traceback.StackSummary.extract(
+        traceback.walk_stack(frame), limit=MAX_STACK_DEPTH, lookup_lines=True
+    )
+    return tuple(reversed(summary))
+
+
+# --- the detector ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Stall:
+    """A late heartbeat, as the loop thread measured it when it ran again."""
+
+    due: float
+    end: float
+    cpu_time: float
+    wall_time: float
+
+
+@dataclass
+class _WatchState:
+    """What the watchdog thread remembers from one look at the loop to the next."""
+
+    last_tick: float
+    #: The watchdog's longest sleep since the loop was last seen healthy.
+    worst_gap: float = 0.0
+    #: The stack taken during the current stall, with the due time of the late heartbeat.
+    sample: tuple[float, tuple[traceback.FrameSummary, ...]] | None = None
+    #: The due time of a heartbeat that was late because the loop was not running.
+    idle_due: float | None = None
+    run_queue: _RunQueueClock | None = None
+    #: The loop thread's run-queue wait when the loop was last seen healthy.
+    healthy_wait: float | None = None
+
+
+class BlockingDetector:
+    """Watch an event loop and report each stall longer than ``threshold`` seconds.
+
+    ``start()`` attaches the detector to the running loop (or to ``loop``, from any thread) and
+    starts its watchdog thread; ``stop()`` detaches it and joins the thread.
+    Both are safe to call twice, and the detector is also a context manager (``with`` and
+    ``async with``).
+
+    Each stall is logged once, when it ends, as a warning on the ``django_async_toolkit.blocking``
+    logger (the record carries the event as ``record.blocking_event``) unless ``log`` is false,
+    and passed to ``on_block``, which is called on the watchdog thread: keep it short, and do not
+    touch the event loop from it other than through ``loop.call_soon_threadsafe``.
+    An exception raised by ``on_block`` is logged, and the detector carries on.
+
+    ``interval`` is the heartbeat's period (default: a quarter of the threshold, at most 50 ms);
+    a stall is reported at most ``interval`` seconds shorter than it was.
+    """
+
+    def __init__(
+        self,
+        threshold: float = 0.1,
+        *,
+        on_block: Callable[[BlockingEvent], object] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        interval: float | None = None,
+        log: bool = True,
+    ) -> None:
+        if not _positive_number(threshold):
+            raise ValueError(
+                f"BlockingDetector threshold is {threshold!r}; it must be a number of seconds "
+                "greater than 0."
+            )
+        if interval is None:
+            interval = min(threshold / 4, 0.05)
+        elif not _positive_number(interval) or interval > threshold:
+            raise ValueError(
+                f"BlockingDetector interval is {interval!r}; it must be a number of seconds "
+                f"greater than 0 and at most the threshold ({threshold!r})."
+            )
+        if on_block is not None and not callable(on_block):
+            raise TypeError(
+                f"on_block must be a callable taking a BlockingEvent, not {on_block!r}."
+            )
+        if loop is not None and not isinstance(loop, asyncio.AbstractEventLoop):
+            raise TypeError(f"loop must be an asyncio event loop, not {loop!r}.")
+        self.threshold = float(threshold)
+        self.interval = float(interval)
+        self.on_block = on_block
+        self.log = log
+        self._requested_loop = loop
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._stalls: collections.deque[_Stall] = collections.deque()
+        # Written on the loop thread only (each a single assignment, read by the watchdog).
+        self._handle: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._loop_thread_id: int | None = None
+        self._loop_native_id: int | None = None
+        self._due = 0.0
+        self._last_run = 0.0
+        self._last_cpu = 0.0
+        self._lag_total = 0.0
+        self._events_seen = 0
+
+    # -- public API --
+
+    @property
+    def running(self) -> bool:
+        """Whether the detector is started (and not stopped)."""
+        return self._thread is not None
+
+    @property
+    def events_seen(self) -> int:
+        """How many stalls this detector has reported so far."""
+        return self._events_seen
+
+    def start(self) -> BlockingDetector:
+        """Attach to the loop and start the watchdog; a second call does nothing."""
+        with self._lock:
+            if self._thread is not None:
+                return self
+            loop = self._requested_loop
+            if loop is None:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:
+                    raise RuntimeError(
+                        "BlockingDetector.start() needs the event loop to watch: call it from "
+                        "code running on that loop, or pass BlockingDetector(loop=...)."
+                    ) from None
+            if loop.is_closed():
+                raise RuntimeError("BlockingDetector cannot watch a closed event loop.")
+            self.loop = loop
+            self._stopping.clear()
+            self._wake.clear()
+            self._stalls.clear()
+            self._handle = None
+            self._due = time.monotonic() + self.interval
+            self._loop_thread_id = None
+            thread = threading.Thread(
+                target=self._watch,
+                args=(loop,),
+                name=f"django-async-toolkit blocking detector ({self.threshold:g} s)",
+                daemon=True,
+            )
+            self._thread = thread
+            if _running_loop() is loop:
+                self._first_beat()
+            else:
+                loop.call_soon_threadsafe(self._first_beat)
+            thread.start()
+            return self
+
+    def stop(self) -> None:
+        """Detach from the loop and join the watchdog thread; a second call does nothing.
+
+        Called on the loop thread, it first closes a stall that just ended (the blocking code ran
+        right before ``stop()``), so that stall is reported before ``stop()`` returns.
+        """
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is None:
+                return
+            loop = self.loop
+            if loop is not None and _running_loop() is loop:
+                self._beat(final=True)
+            elif loop is not None and not loop.is_closed():
+                with contextlib.suppress(RuntimeError):  # closed meanwhile
+                    loop.call_soon_threadsafe(self._cancel_heartbeat)
+            self._stopping.set()
+            self._wake.set()
+        if thread is not threading.current_thread():  # on_block may call stop()
+            thread.join()
+
+    def lag_total(self) -> float:
+        """Seconds the heartbeat has been late in total, including the current delay.
+
+        Call it on the loop thread; the difference of two calls is the loop lag seen in between
+        (what the ``Server-Timing`` entry of the middleware reports).
+        """
+        return self._lag_total + max(0.0, time.monotonic() - self._due)
+
+    def __enter__(self) -> BlockingDetector:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> BlockingDetector:
+        return self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<BlockingDetector threshold={self.threshold:g}s {state}>"
+
+    # -- the heartbeat (runs on the loop thread) --
+
+    def _first_beat(self) -> None:
+        self._loop_native_id = threading.get_native_id()
+        self._loop_thread_id = threading.get_ident()
+        self._last_run = time.monotonic()
+        self._last_cpu = time.thread_time()
+        self._due = self._last_run + self.interval
+        if self._thread is not None and not self._stopping.is_set():
+            self._schedule()
+
+    def _schedule(self) -> None:
+        assert self.loop is not None
+        self._handle = self.loop.call_later(self.interval, self._beat)
+
+    def _cancel_heartbeat(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _beat(self, final: bool = False) -> None:
+        now = time.monotonic()
+        cpu = time.thread_time()
+        due = self._due
+        lag = now - due
+        if lag > 0:
+            self._lag_total += lag
+        if lag >= self.threshold:
+            self._stalls.append(
+                _Stall(
+                    due=due, end=now, cpu_time=cpu - self._last_cpu, wall_time=now - self._last_run
+                )
+            )
+            self._wake.set()
+        self._last_run = now
+        self._last_cpu = cpu
+        self._due = now + self.interval
+        if final or self._stopping.is_set():
+            self._cancel_heartbeat()
+        else:
+            self._schedule()
+
+    # -- the watchdog (its own thread) --
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        state = _WatchState(last_tick=time.monotonic())
+        try:
+            while True:
+                stopping = self._stopping.is_set()
+                if loop.is_closed():
+                    self._stalls.clear()
+                    return
+                self._tick(loop, state)
+                if stopping:
+                    return
+                self._wake.wait(self.interval)
+                self._wake.clear()
+        finally:
+            if state.run_queue is not None:
+                state.run_queue.close()
+
+    def _tick(self, loop: asyncio.AbstractEventLoop, state: _WatchState) -> None:
+        now = time.monotonic()
+        state.worst_gap = max(state.worst_gap, now - state.last_tick)
+        state.last_tick = now
+        if state.run_queue is None and self._loop_native_id is not None:
+            state.run_queue = _RunQueueClock(self._loop_native_id)
+            state.healthy_wait = state.run_queue.read()
+        waited = state.run_queue.read() if state.run_queue is not None else None
+        due = self._due
+        lag = now - due
+        if not loop.is_running():
+            state.idle_due = due
+        elif lag >= self.threshold:
+            self._sample(state, due)
+        while self._stalls:
+            stall = self._stalls.popleft()
+            if stall.due == state.idle_due:
+                continue  # the loop was not running: nothing blocked it
+            sample = state.sample
+            stack = sample[1] if sample is not None and sample[0] == stall.due else ()
+            queue_wait = None
+            if waited is not None and state.healthy_wait is not None:
+                queue_wait = waited - state.healthy_wait
+            self._report(stall, stack, state.worst_gap, queue_wait)
+        if lag < self.threshold:
+            state.worst_gap = 0.0
+            state.healthy_wait = waited
+
+    def _sample(self, state: _WatchState, due: float) -> None:
+        """Take the loop thread's stack, unless this stall already has one with a project frame."""
+        sample = state.sample
+        if self._loop_thread_id is None or (
+            sample is not None and sample[0] == due and _has_user_frame(sample[1])
+        ):
+            return
+        frame = sys._current_frames().get(self._loop_thread_id)
+        if frame is not None:
+            state.sample = (due, _extract(frame))
+        del frame
+
+    def _report(
+        self,
+        stall: _Stall,
+        stack: tuple[traceback.FrameSummary, ...],
+        watchdog_gap: float,
+        waited: float | None,
+    ) -> None:
+        duration = stall.end - stall.due
+        excuse = not_blocking_because(
+            duration,
+            self.threshold,
+            watchdog_gap=watchdog_gap,
+            cpu_time=stall.cpu_time,
+            wall_time=stall.wall_time,
+            waited=waited,
+        )
+        if excuse is not None:
+            logger.debug("Event loop stalled for %.3f s, not reported: %s.", duration, excuse)
+            return
+        started_at = time.time() - (time.monotonic() - stall.due)
+        event = BlockingEvent(
+            duration=duration,
+            started_at=datetime.fromtimestamp(started_at, UTC),
+            threshold=self.threshold,
+            stack=stack,
+            cpu_time=stall.cpu_time,
+        )
+        self._events_seen += 1
+        if self.log:
+            logger.warning("%s", event.format(), extra={"blocking_event": event})
+        if self.on_block is not None:
+            try:
+                self.on_block(event)
+            except Exception:
+                logger.exception("on_block callback %r failed for %s", self.on_block, event)
+
+
+def not_blocking_because(
+    duration: float,
+    threshold: float,
+    *,
+    watchdog_gap: float,
+    cpu_time: float,
+    wall_time: float,
+    waited: float | None,
+) -> str | None:
+    """Why a late heartbeat was not the loop's own doing, or ``None`` when it was.
+
+    ``duration``: how late the heartbeat was; ``watchdog_gap``: the watchdog's longest sleep
+    around the stall; ``cpu_time`` and ``wall_time``: the loop thread's CPU time and the wall
+    time since the previous heartbeat; ``waited``: seconds the loop thread spent runnable but
+    waiting for a CPU around the stall (Linux only, else ``None``).
+    """
+    if waited is not None and duration - waited < threshold:
+        return (
+            f"the loop thread waited {waited:.3f} s for a CPU (the machine is overloaded, "
+            "nothing in the process blocked the loop)"
+        )
+    # In a pause, the watchdog slept through (nearly) all of it, like the loop.
+    if watchdog_gap >= max(threshold, duration * 0.75) and cpu_time < wall_time / 2:
+        return (
+            "the whole process was paused (the watchdog thread could not run either, and the "
+            "loop thread used no CPU)"
+        )
+    return None
+
+
+class _RunQueueClock:
+    """Seconds a thread spent runnable but waiting for a CPU, from Linux's schedstat."""
+
+    def __init__(self, native_id: int) -> None:
+        self._fd: int | None = None
+        with contextlib.suppress(OSError):
+            self._fd = os.open(f"/proc/self/task/{native_id}/schedstat", os.O_RDONLY)
+
+    def read(self) -> float | None:
+        if self._fd is None:
+            return None
+        try:
+            return int(os.pread(self._fd, 128, 0).split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _positive_number(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value > 0
+        and value != float("inf")
+    )
+
+
+def _has_user_frame(stack: tuple[traceback.FrameSummary, ...]) -> bool:
+    return any(is_user_file(frame.filename) for frame in stack)
+
+
+def _closed(loop: asyncio.AbstractEventLoop | None) -> bool:
+    return loop is None or loop.is_closed()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+# --- detect_blocking -------------------------------------------------------------------------
+
+
+class detect_blocking:  # noqa: N801 - used like a function, as contextlib's helpers are
+    """Collect the stalls of the running event loop seen inside a block.
+
+    ::
+
+        async with detect_blocking(threshold=0.05) as events:
+            await something()
+        assert not events, events[0].format()
+
+    Also usable as ``with detect_blocking(): ...`` in code running on the loop (the stall caused
+    by the block itself is closed when it exits).
+    The events are collected, not logged (pass ``log=True`` to log them too).
+    """
+
+    def __init__(self, threshold: float = 0.1, *, log: bool = False) -> None:
+        self.events: list[BlockingEvent] = []
+        self._detector = BlockingDetector(threshold, on_block=self.events.append, log=log)
+
+    def __enter__(self) -> list[BlockingEvent]:
+        if _running_loop() is None:
+            raise RuntimeError(
+                "detect_blocking() watches the running event loop: use it inside async code "
+                "(`async with detect_blocking():` or `with detect_blocking():` in a coroutine)."
+            )
+        self._detector.start()
+        return self.events
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._detector.stop()
+
+    async def __aenter__(self) -> list[BlockingEvent]:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._detector.stop()
+
+
+# --- the process-wide detector ---------------------------------------------------------------
+
+_process_lock = threading.Lock()
+_process_detector: BlockingDetector | None = None
+
+
+def start_process_detector() -> BlockingDetector:
+    """Start the process's detector on the running loop, with ``ASYNC_TOOLKIT_BLOCKING_THRESHOLD``.
+
+    Idempotent: while a detector runs on a loop that is still open, it is returned as it is.
+    A detector left on a closed loop (a test's loop, a finished ``asyncio.run``) is replaced.
+    """
+    global _process_detector
+    loop = _running_loop()
+    if loop is None:
+        raise RuntimeError(
+            "start_process_detector() must be called from code running on the event loop to watch."
+        )
+    with _process_lock:
+        current = _process_detector
+        if current is not None and current.running and not _closed(current.loop):
+            return current
+        if current is not None:
+            current.stop()
+        detector = BlockingDetector(conf.BLOCKING_THRESHOLD)
+        detector.start()
+        _process_detector = detector
+        return detector
+
+
+def stop_process_detector() -> None:
+    """Stop the process's detector, if one runs; idempotent."""
+    global _process_detector
+    with _process_lock:
+        detector, _process_detector = _process_detector, None
+    if detector is not None:
+        detector.stop()
+
+
+def get_process_detector() -> BlockingDetector | None:
+    """The process's detector, or ``None`` when none was started (or it was stopped)."""
+    return _process_detector
