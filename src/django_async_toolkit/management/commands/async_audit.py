@@ -1,0 +1,202 @@
+"""``manage.py async_audit``: the project's async map and the thread hops each request path costs.
+
+Text for a person, ``--json`` for tools (the document is versioned, see the docs' audit page), and
+``--fail-on-hops N`` to fail a CI job when a request path costs more than ``N`` hops.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from django_async_toolkit.audit import (
+    INTERFACE_NAMES,
+    MiddlewareReport,
+    PathHops,
+    ProjectAudit,
+    audit_project,
+)
+
+LABELS = {"asgi": "ASGI", "wsgi": "WSGI"}
+
+
+def _hop_limit(value: str) -> int:
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise ValueError(value)
+    return limit
+
+
+_hop_limit.__name__ = "number of hops (an integer of at least 0)"
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        (indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))).rstrip()
+        for row in rows
+    ]
+
+
+def _middleware_cell(report: MiddlewareReport, interface: str) -> str:
+    layer = report.layers[interface]
+    mark = "" if layer.inspected else "*"
+    return f"{layer.mode:<5} {layer.hops}{mark}"
+
+
+def render_text(audit: ProjectAudit, interfaces: Sequence[str]) -> str:
+    """The report a person reads: middleware, views, signals, then the worst request paths."""
+    served = " and ".join(LABELS[name] for name in audit.interfaces.names)
+    if not (audit.interfaces.asgi or audit.interfaces.explicit):
+        served += ", not known to be served by ASGI"
+    lines = [
+        f"Served by {served} ({audit.interfaces.source}).",
+        "A hop is one thread switch on a request: a sync_to_async or async_to_sync call.",
+        "",
+        "Middleware, outermost first (mode Django runs it in, hops per request):",
+    ]
+    if audit.middleware:
+        rows = [["", "kind", "ASGI", "WSGI"]]
+        for report in audit.middleware:
+            if report.used:
+                cells = [_middleware_cell(report, name) for name in INTERFACE_NAMES]
+            else:
+                cells = ["not used (MiddlewareNotUsed)", ""]
+            rows.append([report.path, report.kind, *cells])
+        rows.append(
+            ["chain", "", *[f"{'':<5} {audit.chains[name].hops}" for name in INTERFACE_NAMES]]
+        )
+        lines += _table(rows)
+        extras = ", ".join(
+            f"{LABELS[name]} +{audit.chains[name].template_response_hops}"
+            for name in INTERFACE_NAMES
+        )
+        errors = ", ".join(
+            f"{LABELS[name]} +{audit.chains[name].exception_hops}" for name in INTERFACE_NAMES
+        )
+        lines.append(f"  On a template response: {extras}.")
+        lines.append(f"  When a view raises and a process_exception answers: {errors}.")
+        if any(not layer.inspected for r in audit.middleware for layer in r.layers.values()):
+            lines.append("  * has a __call__ of its own: hops inside it are not counted.")
+    else:
+        lines.append("  (none)")
+
+    lines += ["", "Views (hops per request through the chain and the view):"]
+    if audit.views:
+        rows = [["", "", "", "ASGI", "WSGI"]]
+        for view in audit.views:
+            hops = view.as_dict(audit.chains)["hops"]
+            rows.append(
+                [
+                    "/" + view.route,
+                    "async" if view.is_async else "sync",
+                    view.view,
+                    str(hops["asgi"]),
+                    str(hops["wsgi"]),
+                ]
+            )
+        lines += _table(rows)
+    else:
+        lines.append("  (no URL pattern)")
+
+    lines += ["", "Signals (connected receivers):"]
+    for signal in audit.signals:
+        lines.append(f"  {signal.signal}")
+        for receiver in signal.receivers:
+            kind = ("async" if receiver.is_async else "sync") + (
+                ", background" if receiver.background else ""
+            )
+            sender = f"  (sender: {receiver.sender})" if receiver.sender else ""
+            lines.append(f"    {kind:<17} {receiver.receiver}{sender}")
+    if not audit.signals:
+        lines.append("  (none)")
+
+    lines.append("")
+    for name in interfaces:
+        worst = max(audit.paths([name]), key=lambda path: path.hops)
+        lines.append(f"Most hops on a request path under {LABELS[name]}: {_describe(worst)}.")
+    return "\n".join(lines) + "\n"
+
+
+def _describe(path: PathHops) -> str:
+    where = f" for /{path.route} ({path.view})" if path.route is not None else " (the chain)"
+    return f"{path.hops}{where}"
+
+
+class Command(BaseCommand):
+    help = (
+        "Show which middleware, views and signal receivers run sync or async, and the thread "
+        "hops (sync_to_async/async_to_sync switches) each request path costs under ASGI and WSGI."
+    )
+    # The audit is itself the check of what it reports; it must also run on a project that
+    # has check warnings (W001 is what it explains).
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="Print the audit as a versioned JSON document, for tools.",
+        )
+        parser.add_argument(
+            "--fail-on-hops",
+            type=_hop_limit,
+            metavar="N",
+            help="Fail (exit status 1) when a request path costs more than N hops.",
+        )
+        parser.add_argument(
+            "--interface",
+            choices=[*INTERFACE_NAMES, "both"],
+            help=(
+                "The interface(s) --fail-on-hops and the summary hold to. Default: how the "
+                "project is served (ASYNC_TOOLKIT_INTERFACE, or inferred from the settings)."
+            ),
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            audit = audit_project()
+        except ImproperlyConfigured as exc:
+            raise CommandError(f"The project cannot be audited: {exc}") from exc
+        choice = options["interface"]
+        if choice is None:
+            interfaces = audit.interfaces.names
+        elif choice == "both":
+            interfaces = INTERFACE_NAMES
+        else:
+            interfaces = (choice,)
+        limit = options["fail_on_hops"]
+
+        if options["json"]:
+            document = audit.as_dict()
+            if limit is not None:
+                document["fail_on_hops"] = {
+                    "limit": limit,
+                    "interfaces": list(interfaces),
+                    "over": [
+                        {"interface": p.interface, "route": p.route, "hops": p.hops}
+                        for p in self._over(audit, interfaces, limit)
+                    ],
+                }
+            self.stdout.write(json.dumps(document, indent=2))
+        else:
+            self.stdout.write(render_text(audit, interfaces), ending="")
+
+        if limit is None:
+            return
+        over = self._over(audit, interfaces, limit)
+        if over:
+            listed = "; ".join(f"{LABELS[p.interface]} {_describe(p)}" for p in over)
+            count = f"{len(over)} request path{'s' if len(over) != 1 else ''}"
+            raise CommandError(f"{count} cost more than {limit} hops: {listed}.")
+
+    @staticmethod
+    def _over(audit: ProjectAudit, interfaces: Sequence[str], limit: int) -> list[PathHops]:
+        return [path for path in audit.paths(interfaces) if path.hops > limit]
