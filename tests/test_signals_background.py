@@ -308,6 +308,54 @@ async def test_no_receivers_sends_nothing() -> None:
 # --- The private loop ---------------------------------------------------------------------------
 
 
+_Held = list[tuple[asyncio.AbstractEventLoop, "weakref.ref[asyncio.Event]"]]
+
+
+def _send_dispatch_that_waits_on_a_weakly_held_event() -> tuple[threading.Event, _Held]:
+    """Send a dispatch whose receiver waits on an Event that only its own frame holds strongly.
+
+    Nothing outside the loop then refers to the dispatch's task: unless the toolkit keeps a
+    strong reference to it, the garbage collector destroys it mid-dispatch.
+    """
+    signal = Signal()
+    started = threading.Event()
+    held: _Held = []
+
+    async def waits(**kwargs: Any) -> None:
+        event = asyncio.Event()
+        held.append((asyncio.get_running_loop(), weakref.ref(event)))
+        started.set()
+        await event.wait()
+
+    signal.connect(waits, weak=False)
+    send_background(signal, sender=None)
+    return started, held
+
+
+def test_a_waiting_dispatch_on_the_private_loop_survives_garbage_collection() -> None:
+    started, held = _send_dispatch_that_waits_on_a_weakly_held_event()
+    assert started.wait(10)
+    gc.collect()
+    loop, ref = held[0]
+    event = ref()
+    assert event is not None, "the waiting dispatch was garbage-collected"
+    loop.call_soon_threadsafe(event.set)
+    del event
+    drain_background_sync(timeout=10)
+
+
+async def test_a_waiting_dispatch_on_the_callers_loop_survives_garbage_collection() -> None:
+    started, held = _send_dispatch_that_waits_on_a_weakly_held_event()
+    while not started.is_set():  # the dispatch runs on this loop: let it start
+        await asyncio.sleep(0)
+    gc.collect()
+    event = held[0][1]()
+    assert event is not None, "the waiting dispatch was garbage-collected"
+    event.set()
+    del event
+    await drain_background(timeout=10)
+
+
 def test_stop_background_loop_cancels_leftovers_and_restarts(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

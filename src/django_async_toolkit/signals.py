@@ -435,6 +435,10 @@ class _Pending:
         self.id = next(self._ids)
         self.description = description
         self.finished: concurrent.futures.Future[None] = concurrent.futures.Future()
+        # The event loop keeps only weak references to its tasks: a dispatch that waits on
+        # something only its own frame holds would be garbage-collected mid-run. The entry,
+        # held in _pending until the dispatch ends, keeps its task alive.
+        self.task: asyncio.Task[None] | None = None
 
 
 _pending: dict[int, _Pending] = {}
@@ -574,8 +578,8 @@ async def _run_in_background(
 
 def _start(entry: _Pending, call: Callable[[], Coroutine[Any, Any, object]]) -> None:
     loop = asyncio.get_running_loop()
-    task = loop.create_task(_run_in_background(entry, call), context=contextvars.Context())
-    task.add_done_callback(functools.partial(_finished, entry))
+    entry.task = loop.create_task(_run_in_background(entry, call), context=contextvars.Context())
+    entry.task.add_done_callback(functools.partial(_finished, entry))
 
 
 def _finished(entry: _Pending, task: asyncio.Task[None]) -> None:
@@ -583,6 +587,7 @@ def _finished(entry: _Pending, task: asyncio.Task[None]) -> None:
         logger.warning("Background signal dispatch was cancelled: %s", entry.description)
     else:
         task.exception()  # already logged by _run_in_background
+    entry.task = None
     _unregister(entry)
 
 
