@@ -849,5 +849,33 @@ async def test_guard_signal_before_attach_cancels_at_once(guard: ShutdownGuard) 
     guard._on_signal(signal.SIGINT, None)
     task = asyncio.get_running_loop().create_task(asyncio.Event().wait())
     guard.attach(asyncio.get_running_loop(), task)
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        guard.detach()
+
+
+def _current_wakeup_fd() -> int:
+    current = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(current)
+    return current
+
+
+async def test_guard_wakes_the_loop_while_attached_and_restores_the_wakeup_fd(
+    guard: ShutdownGuard,
+) -> None:
+    before = _current_wakeup_fd()
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(asyncio.Event().wait())
+    guard.attach(loop, task)
+    try:
+        assert guard._wakeup is not None
+        _, reader, writer = guard._wakeup
+        assert _current_wakeup_fd() == writer.fileno()
+    finally:
+        guard.detach()
+        task.cancel()
+    assert _current_wakeup_fd() == before
+    assert reader.fileno() == -1 and writer.fileno() == -1  # both ends closed
+    guard.detach()  # a second detach does nothing

@@ -8,6 +8,7 @@ The child inherits the environment, so coverage's subprocess patch measures it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -35,6 +36,8 @@ class Child:
             "CMDPROJECT_DB": str(tmp_path / "db.sqlite3"),
             "CMDPROJECT_CLOSE_LOG": str(self.close_log),
             "CMDPROJECT_EVENT_LOOP": event_loop,
+            # A child that hangs is sent SIGABRT, which makes it print every thread's stack.
+            "PYTHONFAULTHANDLER": "1",
         }
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", *args],
@@ -84,6 +87,15 @@ class Child:
     def finish(self) -> int:
         try:
             returncode = self.process.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=TIMEOUT)
+            self.kill()
+            pytest.fail(
+                f"the child did not exit within {TIMEOUT} s; its stderr, with each thread's "
+                f"stack:\n{self.stderr}"
+            )
         finally:
             self.kill()
         return returncode
@@ -166,6 +178,29 @@ def test_signal_cancels_handle_runs_cleanup_and_exits_with_status(
     ]
     # The connection opened on the command's thread-sensitive worker thread was closed there.
     assert f"closed default {child.worker_thread()}" in child.closed()
+
+
+@pytest.mark.parametrize(
+    ("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
+)
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_a_signal_delivered_to_a_worker_thread_still_wakes_the_idle_loop(
+    waitsignal: Callable[..., Child], signum: signal.Signals, status: int, event_loop: str
+) -> None:
+    # Linux may deliver a process's signal to any thread. Python runs the handler on the main
+    # thread only when that thread runs Python code, and a loop idle in its selector does not:
+    # without a wakeup fd the command would wait forever.
+    child = waitsignal("--signal-from-thread", signum.name, event_loop=event_loop)
+    assert child.finish() == status
+    assert child.markers()[2:] == [
+        "finally",
+        "finally done",
+        "aexit CancelledError",
+        "child cancelled",
+    ]
+    assert _stderr_lines(child) == [
+        f"{signum.name}: the command was cancelled and cleaned up; exiting with status {status}."
+    ]
 
 
 def test_error_raised_during_the_shutdown_is_shown_and_the_status_kept(

@@ -11,6 +11,14 @@ runs them on the main thread between two bytecodes, so a second Ctrl-C works eve
 blocks the event loop.
 The deadline is kept by a timer thread, which fires even when the loop, or
 ``asyncio.Runner.close()`` waiting for a stuck thread, never returns.
+
+The operating system may deliver a process's signal to any of its threads, a worker thread
+included.
+Python then runs the handler on the main thread only when that thread next executes Python code,
+and a loop idle in its selector does not: the handler would wait until something else woke the
+loop, which for a command waiting on an event may be never.
+While ``handle`` runs, the guard therefore points :func:`signal.set_wakeup_fd` at a socket the loop
+watches, so that a signal wakes the loop whichever thread received it.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
 from types import FrameType
@@ -40,6 +49,13 @@ def _flush_standard_streams() -> None:
             stream.flush()
 
 
+def _discard_pending_bytes(reader: socket.socket) -> None:
+    """Empty the wakeup socket; the signal's Python handler runs as soon as the loop wakes."""
+    with contextlib.suppress(BlockingIOError, InterruptedError):
+        while reader.recv(4096):
+            pass
+
+
 class ShutdownGuard:
     """Owns SIGINT and SIGTERM for one command run, from ``install()`` to ``uninstall()``."""
 
@@ -52,6 +68,8 @@ class ShutdownGuard:
         self._exit_lock = threading.Lock()
         self._line_written = False
         self._deadline: threading.Timer | None = None
+        self._wakeup: tuple[asyncio.AbstractEventLoop, socket.socket, socket.socket] | None = None
+        self._previous_wakeup_fd = -1
 
     @property
     def status(self) -> int:
@@ -68,14 +86,45 @@ class ShutdownGuard:
         self._previous.clear()
 
     def attach(self, loop: asyncio.AbstractEventLoop, task: asyncio.Future[Any]) -> None:
-        """Cancel ``task`` on the first signal (at once if one came already)."""
+        """Cancel ``task`` on the first signal (at once if one came already).
+
+        Call it on ``loop``, which must be running on the main thread; until :meth:`detach`, a
+        signal wakes ``loop`` whichever thread the operating system delivered it to.
+        """
         self._loop = loop
         self._task = task
+        self._wake_loop_on_signals(loop)
         if self.signum is not None:
             task.cancel()
 
     def detach(self) -> None:
+        """Stop cancelling the task and waking the loop (call it on the loop, before it ends)."""
         self._task = None
+        self._stop_waking_loop()
+
+    def _wake_loop_on_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        try:
+            loop.add_reader(reader.fileno(), _discard_pending_bytes, reader)
+        except NotImplementedError:  # a loop without add_reader (Windows' proactor)
+            reader.close()
+            writer.close()
+            return
+        self._previous_wakeup_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self._wakeup = (loop, reader, writer)
+
+    def _stop_waking_loop(self) -> None:
+        if self._wakeup is None:
+            return
+        loop, reader, writer = self._wakeup
+        self._wakeup = None
+        signal.set_wakeup_fd(self._previous_wakeup_fd)
+        self._previous_wakeup_fd = -1
+        loop.remove_reader(reader.fileno())
+        reader.close()
+        writer.close()
 
     def _cancel_task(self) -> None:
         if self._task is not None:

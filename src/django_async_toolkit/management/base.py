@@ -312,9 +312,11 @@ class AsyncBaseCommand(BaseCommand):
             try:
                 return await task
             finally:
-                if guard is not None:
-                    guard.detach()
-                await self._acleanup(loop)
+                try:
+                    await self._acleanup(loop)
+                finally:
+                    if guard is not None:
+                        guard.detach()
 
     async def _acleanup(self, loop: asyncio.AbstractEventLoop) -> None:
         try:

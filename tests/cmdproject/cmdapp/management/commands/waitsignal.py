@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +22,34 @@ def _query() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return threading.current_thread().name
+
+
+def _loop_is_idle(main: int) -> bool:
+    """Whether the main thread waits in its event loop's selector (asyncio's or uvloop's)."""
+    frame = sys._current_frames().get(main)
+    if frame is None:
+        return False
+    code = frame.f_code
+    # asyncio waits in selectors.py; uvloop's wait is C code called from asyncio.Runner.run().
+    return (code.co_name == "select" and code.co_filename.endswith("selectors.py")) or (
+        code.co_name == "run" and code.co_filename.endswith("runners.py")
+    )
+
+
+def _signal_from_this_thread_when_idle(signum: signal.Signals) -> None:
+    """Deliver ``signum`` to this (non-main) thread once the main thread's loop is idle.
+
+    The operating system may hand a process's signal to any thread; this makes that happen,
+    at the moment when nothing else would wake the loop.
+    """
+    main = threading.main_thread().ident
+    assert main is not None
+    deadline = time.monotonic() + 30
+    while not _loop_is_idle(main):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the main thread's loop never went idle")
+        time.sleep(0.001)
+    signal.pthread_kill(threading.get_ident(), signum)
 
 
 class _Resource:
@@ -43,7 +73,14 @@ class Command(AsyncBaseCommand):
         parser.add_argument(
             "--on-cancel", choices=["finish", "hang", "block", "raise"], default="finish"
         )
-        parser.add_argument("--shutdown-timeout", type=float, default=60.0)
+        # Shorter than the tests' own timeout, so that a stuck cleanup ends with the
+        # deadline's message rather than being killed without one.
+        parser.add_argument("--shutdown-timeout", type=float, default=30.0)
+        parser.add_argument(
+            "--signal-from-thread",
+            choices=["SIGINT", "SIGTERM"],
+            help="once ready, a worker thread receives this signal while the loop is idle",
+        )
 
     def execute(self, *args: Any, **options: Any) -> str | None:
         self.shutdown_timeout = options["shutdown_timeout"]  # type: ignore[misc]
@@ -71,6 +108,12 @@ class Command(AsyncBaseCommand):
             try:
                 self.stdout.write("ready")
                 self.stdout.flush()
+                if options["signal_from_thread"]:
+                    threading.Thread(
+                        target=_signal_from_this_thread_when_idle,
+                        args=(signal.Signals[options["signal_from_thread"]],),
+                        daemon=True,
+                    ).start()
                 await asyncio.Event().wait()
             finally:
                 note("finally")
