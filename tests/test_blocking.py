@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from django.test import AsyncClient
 
+from django_async_toolkit import blocking
 from django_async_toolkit.blocking import (
     BlockingDetector,
     BlockingEvent,
@@ -402,6 +403,41 @@ def test_a_paused_process_is_not_reported_but_a_block_after_it_is() -> None:
     [event] = result["events"]
     assert event["function"] == "block"
     assert event["duration"] >= SEEN_WHOLE
+
+
+class _PausedDuringTheTick:
+    """A stand-in loop: the process is paused right after the watchdog's tick read the clock.
+
+    During the pause nothing runs; once it ends, the loop's late heartbeat records its stall
+    before the watchdog's tick goes on (the order seen under load on a real process).
+    """
+
+    def __init__(self, detector: BlockingDetector, pause: float) -> None:
+        self.detector = detector
+        self.pause = pause
+
+    def is_closed(self) -> bool:
+        return False
+
+    def is_running(self) -> bool:
+        due = time.monotonic()
+        threading.Event().wait(self.pause)  # the pause itself: the watchdog thread is stopped
+        end = time.monotonic()
+        self.detector._stalls.append(
+            blocking._Stall(due=due, end=end, cpu_time=0.0, wall_time=end - due)
+        )
+        self.detector._due = end + self.detector.interval
+        return True
+
+
+def test_a_pause_that_begins_during_the_watchdogs_tick_is_not_reported() -> None:
+    events: list[BlockingEvent] = []
+    detector = BlockingDetector(THRESHOLD, on_block=events.append, log=False)
+    detector._due = time.monotonic() + detector.interval
+    state = blocking._WatchState(last_tick=time.monotonic())
+    detector._tick(_PausedDuringTheTick(detector, 4 * THRESHOLD), state)  # type: ignore[arg-type]
+    assert not detector._stalls
+    assert events == []
 
 
 # --- BlockingEvent --------------------------------------------------------------------------

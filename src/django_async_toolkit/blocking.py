@@ -458,7 +458,11 @@ class BlockingDetector:
             queue_wait = None
             if waited is not None and state.healthy_wait is not None:
                 queue_wait = waited - state.healthy_wait
-            self._report(stall, stack, state.worst_gap, queue_wait)
+            # A pause of the whole process can begin after this tick read the clock and end
+            # just before the loop's late heartbeat lands here: the watchdog has then been asleep
+            # since `now`, which its gap must include.
+            gap = max(state.worst_gap, time.monotonic() - state.last_tick)
+            self._report(stall, stack, gap, queue_wait)
         if lag < self.threshold:
             state.worst_gap = 0.0
             state.healthy_wait = waited
