@@ -348,6 +348,29 @@ async def test_closes_a_stale_connection_before_the_call(probe: Probe) -> None:
     assert await db_sync_to_async(check)()
 
 
+@pytest.mark.parametrize("first_call", ["before", "after"])
+@pytest.mark.django_db(transaction=True)
+def test_checks_connections_opened_before_or_after_its_first_call_on_a_thread(
+    probe: Probe, first_call: str
+) -> None:
+    # The toolkit learns a thread's connections by one scan on its first call there, then from
+    # connection_created: a connection opened before that first call, or after it, is found.
+    # A new thread parked in async_to_sync runs the thread-sensitive calls itself.
+    closed: list[bool] = []
+
+    def on_a_new_thread() -> None:
+        if first_call == "before":
+            async_to_sync(db_sync_to_async(lambda: None))()
+        opened = probe.touch()
+        closed.append(async_to_sync(db_sync_to_async(lambda: probe.was_closed(opened)))())
+        connections.close_all()
+
+    thread = threading.Thread(target=on_a_new_thread)
+    thread.start()
+    thread.join(WAIT)
+    assert closed == [True]
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_never_opens_a_connection(probe: Probe) -> None:
     for thread_sensitive in (True, False):

@@ -32,6 +32,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from asgiref.sync import async_to_sync, iscoroutinefunction, sync_to_async
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
 
 from django_async_toolkit.conf import conf
 
@@ -89,6 +90,42 @@ def _check_callable(who: str, func: object) -> None:
 
 # --- Database connection hygiene ---------------------------------------------------------------
 
+# The connections each thread may hold, so that the checks around every call cost a thread-local
+# lookup rather than Django's connections.all(initialized_only=True) scan (two exceptions per
+# alias, a measurable share of a thread hop).
+# A thread's set is seeded by one scan the first time the toolkit looks at that thread; from then
+# on, every connection opened on the thread is added when Django sends connection_created.
+_seen = threading.local()
+
+
+def _note_connection_created(
+    sender: object, connection: BaseDatabaseWrapper, **kwargs: Any
+) -> None:
+    opened: set[BaseDatabaseWrapper] | None = getattr(_seen, "connections", None)
+    # Only this thread's own wrapper: one shared across threads (inc_thread_sharing) belongs to
+    # the thread that created it, as for connections.all().
+    if opened is not None and connections[connection.alias] is connection:
+        opened.add(connection)
+
+
+connection_created.connect(
+    _note_connection_created, weak=False, dispatch_uid="django_async_toolkit.sync.connections"
+)
+
+
+def _thread_connections() -> list[BaseDatabaseWrapper]:
+    """The connections open on this thread (each checked at once: a set may not change size)."""
+    opened: set[BaseDatabaseWrapper] | None = getattr(_seen, "connections", None)
+    if opened is None:
+        opened = _seen.connections = set(connections.all(initialized_only=True))
+    if not opened:
+        return []
+    # Forget the closed ones; a reconnect sends connection_created and adds the wrapper back.
+    live = [wrapper for wrapper in opened if wrapper.connection is not None]
+    if len(live) != len(opened):
+        opened.intersection_update(live)
+    return live
+
 
 def _close_if_stale(connection: BaseDatabaseWrapper) -> None:
     """Close ``connection`` if it broke or outlived ``CONN_MAX_AGE``; never open one, or end a
@@ -118,14 +155,14 @@ def _close_if_stale(connection: BaseDatabaseWrapper) -> None:
 
 def _close_stale_connections() -> None:
     """Close this thread's stale or unusable database connections, as :func:`db_sync_to_async`."""
-    for connection in connections.all(initialized_only=True):
+    for connection in _thread_connections():
         _close_if_stale(connection)
 
 
 def _close_thread_connections() -> None:
     """Close every database connection this thread holds, except inside an atomic block."""
-    for connection in connections.all(initialized_only=True):
-        if connection.connection is not None and not connection.in_atomic_block:
+    for connection in _thread_connections():
+        if not connection.in_atomic_block:
             connection.close()
 
 
