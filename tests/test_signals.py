@@ -487,6 +487,85 @@ async def test_several_errors_come_as_an_exception_group() -> None:
     ]
 
 
+async def test_an_error_before_a_receiver_suspends_lets_the_others_start_then_cancels_them() -> (
+    None
+):
+    # As in Django 6.1's TaskGroup, every receiver takes its first step before the failure is
+    # acted on, on Python 3.12+ (where the toolkit starts them eagerly) as on 3.11.
+    signal = Signal()
+    started: list[str] = []
+    cancelled: list[str] = []
+
+    def suspends(name: str) -> Any:
+        async def receiver(**kwargs: Any) -> None:
+            started.append(name)
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancelled.append(name)
+                raise
+
+        return receiver
+
+    async def fails_at_once(**kwargs: Any) -> None:
+        raise LookupError("at once")
+
+    before, after = suspends("before"), suspends("after")
+    signal.connect(before)
+    signal.connect(fails_at_once)
+    signal.connect(after)
+    with pytest.raises(LookupError, match="at once"):
+        await asend(signal, sender=None)
+    assert started == ["before", "after"]
+    assert sorted(cancelled) == ["after", "before"]
+
+
+@pytest.mark.parametrize("send", [asend, asend_robust])
+async def test_cancelling_the_caller_cancels_the_receivers_and_waits_for_them(send: Any) -> None:
+    signal = Signal()
+    started = asyncio.Event()
+    cleaned_up: list[str] = []
+
+    async def waits(**kwargs: Any) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0)  # a cleanup that itself awaits
+            cleaned_up.append("waits")
+
+    async def returns(**kwargs: Any) -> str:
+        return "done"
+
+    signal.connect(returns)
+    signal.connect(waits)
+    task = asyncio.create_task(send(signal, sender=None))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned_up == ["waits"]
+
+
+async def test_an_enclosing_asyncio_timeout_becomes_a_timeout_error() -> None:
+    signal = Signal()
+    cancelled = asyncio.Event()
+
+    async def waits(**kwargs: Any) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    signal.connect(waits)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout_at(asyncio.get_running_loop().time()):
+            await asend(signal, sender=None)
+    assert cancelled.is_set()
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
 async def test_sync_error_stops_before_async_receivers() -> None:
     signal = Signal()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import sys
 import weakref
 from typing import Any
 
@@ -15,6 +16,10 @@ import django
 from asgiref.sync import AsyncToSync, SyncToAsync
 
 DJANGO_VERSION = django.VERSION[:2]
+
+#: Python 3.12+ can start a task eagerly (``asyncio.Task(..., eager_start=True)``): its first step
+#: runs at once, and a coroutine that finishes without suspending never goes through the loop.
+EAGER_TASKS = sys.version_info >= (3, 12)
 
 #: ``Signal.asend``/``asend_robust`` exist (Django 5.0+).
 HAS_SIGNAL_ASEND = DJANGO_VERSION >= (5, 0)
