@@ -18,7 +18,7 @@ from django_async_toolkit.checks import (
     check_middleware,
     check_settings,
 )
-from django_async_toolkit.middleware import TimeoutMiddleware
+from django_async_toolkit.middleware import BlockingDetectorMiddleware, TimeoutMiddleware
 
 
 class ProjectTimeout(TimeoutMiddleware):
@@ -63,6 +63,7 @@ def test_e001_can_be_silenced() -> None:
 SYNC_ONLY = "tests.audit_middleware.SyncOnly"
 OTHER_SYNC_ONLY = "tests.audit_middleware.OtherSyncOnly"
 TIMEOUT = "django_async_toolkit.middleware.TimeoutMiddleware"
+DETECTOR = "django_async_toolkit.middleware.BlockingDetectorMiddleware"
 
 
 def ids(messages: list[CheckMessage]) -> list[str | None]:
@@ -174,6 +175,39 @@ def test_w003_finds_a_subclass_of_timeout_middleware() -> None:
     assert [w.obj for w in check_middleware()] == ["tests.test_checks.ProjectTimeout"]
 
 
+class ProjectDetector(BlockingDetectorMiddleware):
+    """A project's own subclass: the W004 check finds it by its bases."""
+
+
+@override_settings(ASYNC_TOOLKIT_INTERFACE="wsgi", MIDDLEWARE=[DETECTOR])
+def test_w004_blocking_detector_middleware_wsgi_only() -> None:
+    (warning,) = check_middleware()
+    assert isinstance(warning, Warning)
+    assert warning.id == "async_toolkit.W004"
+    assert warning.obj == DETECTOR
+    assert "is served only by WSGI (ASYNC_TOOLKIT_INTERFACE is 'wsgi')" in warning.msg
+    assert "no event loop to watch" in warning.msg
+    assert warning.hint is not None and "ASYNC_TOOLKIT_INTERFACE = 'asgi'" in warning.hint
+
+
+@override_settings(
+    WSGI_APPLICATION="tests.wsgi.application",
+    MIDDLEWARE=[TIMEOUT, "tests.test_checks.ProjectDetector"],
+)
+def test_w003_and_w004_when_asgi_is_not_known() -> None:
+    assert [(w.id, w.obj) for w in check_middleware()] == [
+        ("async_toolkit.W003", TIMEOUT),
+        ("async_toolkit.W004", "tests.test_checks.ProjectDetector"),
+    ]
+    assert all("is not known to be served by ASGI" in w.msg for w in check_middleware())
+
+
+@pytest.mark.parametrize("interface", ["asgi", "both"])
+def test_w004_not_under_asgi(interface: str) -> None:
+    with override_settings(ASYNC_TOOLKIT_INTERFACE=interface, MIDDLEWARE=[DETECTOR]):
+        assert check_middleware() == []
+
+
 @pytest.mark.parametrize(
     "interface", [{"ASYNC_TOOLKIT_INTERFACE": "asgi"}, {"ASGI_APPLICATION": "tests.asgi.app"}]
 )
@@ -247,6 +281,7 @@ TRIGGERS: dict[str, dict[str, Any]] = {
     "async_toolkit.W001": {"ASYNC_TOOLKIT_INTERFACE": "asgi", "MIDDLEWARE": [SYNC_ONLY]},
     "async_toolkit.W002": {},
     "async_toolkit.W003": {"ASYNC_TOOLKIT_INTERFACE": "wsgi", "MIDDLEWARE": [TIMEOUT]},
+    "async_toolkit.W004": {"ASYNC_TOOLKIT_INTERFACE": "wsgi", "MIDDLEWARE": [DETECTOR]},
     "async_toolkit.E002": {"ASYNC_TOOLKIT_EVENT_LOOP": "uvloop"},
     "async_toolkit.E003": {"ASYNC_TOOLKIT_INTERFACE": "asgi", "MIDDLEWARE": ["tests.nowhere.X"]},
 }

@@ -52,6 +52,7 @@ AUDIT_VERSION = 1
 
 #: The dotted path of the toolkit's own timeout middleware.
 TIMEOUT_MIDDLEWARE = "django_async_toolkit.middleware.TimeoutMiddleware"
+BLOCKING_DETECTOR_MIDDLEWARE = "django_async_toolkit.middleware.BlockingDetectorMiddleware"
 #: The dotted path of the toolkit's hybrid base class (its hooks are modelled, not guessed).
 ASYNC_MIDDLEWARE = "django_async_toolkit.middleware.AsyncMiddleware"
 #: The attribute (set to ``True``) that :func:`django_async_toolkit.signals.background_receiver`
@@ -665,14 +666,19 @@ def uvloop_installed() -> bool:
         return "uvloop" in sys.modules
 
 
-def timeout_middleware_entries(middleware: Sequence[str] | None = None) -> list[str]:
-    """The ``MIDDLEWARE`` entries that are the toolkit's ``TimeoutMiddleware`` or a subclass."""
+def middleware_entries_of(class_path: str, middleware: Sequence[str] | None = None) -> list[str]:
+    """The ``MIDDLEWARE`` entries that are the class at ``class_path`` or a subclass of it."""
     entries = []
     for path in settings.MIDDLEWARE if middleware is None else middleware:
-        if path == TIMEOUT_MIDDLEWARE:
+        if path == class_path:
             entries.append(path)
             continue
         factory = _load(path)
-        if isinstance(factory, type) and TIMEOUT_MIDDLEWARE in mro_names(factory):
+        if isinstance(factory, type) and class_path in mro_names(factory):
             entries.append(path)
     return entries
+
+
+def timeout_middleware_entries(middleware: Sequence[str] | None = None) -> list[str]:
+    """The ``MIDDLEWARE`` entries that are the toolkit's ``TimeoutMiddleware`` or a subclass."""
+    return middleware_entries_of(TIMEOUT_MIDDLEWARE, middleware)

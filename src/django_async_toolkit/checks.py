@@ -18,8 +18,10 @@ from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from django_async_toolkit.audit import (
+    BLOCKING_DETECTOR_MIDDLEWARE,
     Interfaces,
     async_unsafe_allowed,
+    middleware_entries_of,
     model_middleware,
     served_interfaces,
     timeout_middleware_entries,
@@ -94,20 +96,45 @@ def _hops(count: int) -> str:
     return f"{count} thread hop{'' if count == 1 else 's'}"
 
 
-def _timeout_warnings(interfaces: Interfaces) -> list[CheckMessage]:
+def _served_without_asgi(interfaces: Interfaces) -> str:
     if interfaces.explicit:
-        served = f"is served only by WSGI ({interfaces.source})"
-    else:
-        served = f"is not known to be served by ASGI ({interfaces.source})"
+        return f"is served only by WSGI ({interfaces.source})"
+    return f"is not known to be served by ASGI ({interfaces.source})"
+
+
+_AS_SERVED_BY_ASGI_HINT = (
+    "If the project is served by ASGI (uvicorn, daphne, granian, hypercorn), set "
+    "ASYNC_TOOLKIT_INTERFACE = 'asgi' (or 'both'). "
+)
+
+
+def _blocking_detector_warnings(interfaces: Interfaces) -> list[CheckMessage]:
+    served = _served_without_asgi(interfaces)
+    return [
+        Warning(
+            f"{path} is in MIDDLEWARE but the project {served}. "
+            "Under WSGI there is no event loop to watch: the middleware passes requests "
+            "through, detects nothing and adds no Server-Timing entry.",
+            hint=(
+                _AS_SERVED_BY_ASGI_HINT + "If it is served only by WSGI, remove the middleware."
+            ),
+            obj=path,
+            id="async_toolkit.W004",
+        )
+        for path in middleware_entries_of(BLOCKING_DETECTOR_MIDDLEWARE)
+    ]
+
+
+def _timeout_warnings(interfaces: Interfaces) -> list[CheckMessage]:
+    served = _served_without_asgi(interfaces)
     return [
         Warning(
             f"{path} is in MIDDLEWARE but the project {served}. "
             "Under WSGI a request cannot be cancelled: the middleware passes requests through "
             "and ASYNC_TOOLKIT_REQUEST_TIMEOUT has no effect.",
             hint=(
-                "If the project is served by ASGI (uvicorn, daphne, granian, hypercorn), set "
-                "ASYNC_TOOLKIT_INTERFACE = 'asgi' (or 'both'). "
-                "If it is served only by WSGI, remove the middleware and use the server's own "
+                _AS_SERVED_BY_ASGI_HINT
+                + "If it is served only by WSGI, remove the middleware and use the server's own "
                 "timeout (for example gunicorn's --timeout)."
             ),
             obj=path,
@@ -121,7 +148,8 @@ def _timeout_warnings(interfaces: Interfaces) -> list[CheckMessage]:
 def check_middleware(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """``W001``: sync-only middleware under ASGI; ``W003``: ``TimeoutMiddleware`` without ASGI.
+    """``W001``: sync-only middleware under ASGI; ``W003``/``W004``: ``TimeoutMiddleware``/
+    ``BlockingDetectorMiddleware`` in a project not served by ASGI.
 
     ``E003``: a ``MIDDLEWARE`` entry that cannot be loaded (Django's handler would fail on it).
     """
@@ -131,7 +159,7 @@ def check_middleware(
     try:
         if interfaces.asgi:
             return _sync_only_warnings(interfaces)
-        return _timeout_warnings(interfaces)
+        return _timeout_warnings(interfaces) + _blocking_detector_warnings(interfaces)
     except ImproperlyConfigured as exc:
         return [
             Error(

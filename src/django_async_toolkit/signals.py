@@ -8,7 +8,9 @@ every supported Django (4.2 has none; 5.x gathers), plus a per-receiver ``timeou
   references, the per-sender cache);
 * the sync receivers run first, in connection order, behind one ``sync_to_async`` hop
   (thread-sensitive, so a request's sync receivers share its thread and database connection);
-* then the async receivers run concurrently in a ``TaskGroup``, ``max_concurrency`` at most;
+* then the async receivers run concurrently with a ``TaskGroup``'s semantics, ``max_concurrency``
+  at most (on Python 3.12+ each one's task starts eagerly: one that returns without suspending
+  never waits for the loop);
 * they all share one copy of the caller's context, whose changes the caller sees afterwards;
 * the first error cancels the other async receivers; one error is raised as itself, several as an
   ``ExceptionGroup``.
