@@ -102,46 +102,53 @@ def _served_without_asgi(interfaces: Interfaces) -> str:
     return f"is not known to be served by ASGI ({interfaces.source})"
 
 
-_AS_SERVED_BY_ASGI_HINT = (
-    "If the project is served by ASGI (uvicorn, daphne, granian, hypercorn), set "
-    "ASYNC_TOOLKIT_INTERFACE = 'asgi' (or 'both'). "
-)
-
-
-def _blocking_detector_warnings(interfaces: Interfaces) -> list[CheckMessage]:
+def _without_asgi_warnings(
+    interfaces: Interfaces, entries: list[str], effect: str, remedy: str, check_id: str
+) -> list[CheckMessage]:
+    """A warning for each entry, which does nothing unless the project is served by ASGI."""
     served = _served_without_asgi(interfaces)
     return [
         Warning(
-            f"{path} is in MIDDLEWARE but the project {served}. "
-            "Under WSGI there is no event loop to watch: the middleware passes requests "
-            "through, detects nothing and adds no Server-Timing entry.",
+            f"{path} is in MIDDLEWARE but the project {served}. {effect}",
             hint=(
-                _AS_SERVED_BY_ASGI_HINT + "If it is served only by WSGI, remove the middleware."
+                "If the project is served by ASGI (uvicorn, daphne, granian, hypercorn), set "
+                "ASYNC_TOOLKIT_INTERFACE = 'asgi' (or 'both'). "
+                f"If it is served only by WSGI, {remedy}"
             ),
             obj=path,
-            id="async_toolkit.W004",
+            id=check_id,
         )
-        for path in middleware_entries_of(BLOCKING_DETECTOR_MIDDLEWARE)
+        for path in entries
     ]
 
 
 def _timeout_warnings(interfaces: Interfaces) -> list[CheckMessage]:
-    served = _served_without_asgi(interfaces)
-    return [
-        Warning(
-            f"{path} is in MIDDLEWARE but the project {served}. "
+    return _without_asgi_warnings(
+        interfaces,
+        timeout_middleware_entries(),
+        effect=(
             "Under WSGI a request cannot be cancelled: the middleware passes requests through "
-            "and ASYNC_TOOLKIT_REQUEST_TIMEOUT has no effect.",
-            hint=(
-                _AS_SERVED_BY_ASGI_HINT
-                + "If it is served only by WSGI, remove the middleware and use the server's own "
-                "timeout (for example gunicorn's --timeout)."
-            ),
-            obj=path,
-            id="async_toolkit.W003",
-        )
-        for path in timeout_middleware_entries()
-    ]
+            "and ASYNC_TOOLKIT_REQUEST_TIMEOUT has no effect."
+        ),
+        remedy=(
+            "remove the middleware and use the server's own timeout (for example gunicorn's "
+            "--timeout)."
+        ),
+        check_id="async_toolkit.W003",
+    )
+
+
+def _blocking_detector_warnings(interfaces: Interfaces) -> list[CheckMessage]:
+    return _without_asgi_warnings(
+        interfaces,
+        middleware_entries_of(BLOCKING_DETECTOR_MIDDLEWARE),
+        effect=(
+            "Under WSGI there is no event loop to watch: the middleware passes requests "
+            "through, detects nothing and adds no Server-Timing entry."
+        ),
+        remedy="remove the middleware.",
+        check_id="async_toolkit.W004",
+    )
 
 
 @register()
