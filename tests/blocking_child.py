@@ -1,13 +1,15 @@
 """A process that runs a blocking detector, driven by the tests through stdin/stdout.
 
 Commands, one a line: ``ping`` (answers ``pong`` once the loop has run its timers), ``block``
-(blocks the loop with ``time.sleep``), ``stop`` (stops the detector and prints the events as JSON).
+(blocks the loop with ``time.sleep``), ``stop`` (stops the detector and prints the events, and
+the stalls logged while they lasted, as JSON).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 import time
 
@@ -21,7 +23,16 @@ def block() -> None:
 async def main(threshold: float) -> None:
     loop = asyncio.get_running_loop()
     events: list[BlockingEvent] = []
-    detector = BlockingDetector(threshold, on_block=events.append, log=False)
+    still_blocked: list[BlockingEvent] = []
+    collect = logging.Handler()
+    collect.emit = lambda record: still_blocked.extend(  # type: ignore[method-assign]
+        [record.blocking_event_so_far] if hasattr(record, "blocking_event_so_far") else []
+    )
+    logging.getLogger("django_async_toolkit.blocking").addHandler(collect)
+    # Stalls that last 2 thresholds are also logged while they last: a pause must not be.
+    detector = BlockingDetector(
+        threshold, on_block=events.append, still_blocked_after=2 * threshold
+    )
     detector.start()
     print("ready", flush=True)
     while True:
@@ -44,7 +55,17 @@ async def main(threshold: float) -> None:
                 }
                 for e in events
             ]
-            print(json.dumps({"events": found}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "events": found,
+                        "still_blocked": [
+                            e.frame.name if e.frame else None for e in still_blocked
+                        ],
+                    }
+                ),
+                flush=True,
+            )
             return
 
 

@@ -168,6 +168,98 @@ async def test_each_stall_is_logged_once_with_its_full_duration(
         assert record.levelno == logging.WARNING
 
 
+class _SetOnRecord(logging.Handler):
+    """Sets ``seen`` when the detector logs a stall that is still going on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = threading.Event()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if hasattr(record, "blocking_event_so_far"):
+            self.records.append(record)
+            self.seen.set()
+
+
+def wait_until_reported_as_still_blocked(handler: _SetOnRecord) -> None:
+    # The loop is stuck on the next line until the watchdog has logged the stall.
+    handler.seen.wait(30)  # stuck here
+
+
+STILL_LINE = line_of(wait_until_reported_as_still_blocked, "stuck here")
+
+
+async def test_a_stall_that_lasts_is_logged_while_it_lasts_then_reported_when_it_ends() -> None:
+    # The loop stays blocked until the watchdog logs the stall: a deadlock would be seen too.
+    handler = _SetOnRecord()
+    logger = logging.getLogger("django_async_toolkit.blocking")
+    logger.addHandler(handler)
+    events: list[BlockingEvent] = []
+    try:
+        async with BlockingDetector(
+            THRESHOLD, on_block=events.append, still_blocked_after=3 * THRESHOLD
+        ):
+            wait_until_reported_as_still_blocked(handler)
+    finally:
+        logger.removeHandler(handler)
+    assert handler.seen.is_set()
+    [record] = handler.records
+    so_far = record.blocking_event_so_far  # type: ignore[attr-defined]
+    assert isinstance(so_far, BlockingEvent)
+    assert at(so_far, wait_until_reported_as_still_blocked, STILL_LINE)
+    assert so_far.duration >= 3 * THRESHOLD
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert message.startswith("Still blocked, reported before the loop runs again")
+    assert "in wait_until_reported_as_still_blocked" in message
+    # When the loop ran again, the whole stall was reported as usual, once.
+    [event] = events
+    assert at(event, wait_until_reported_as_still_blocked, STILL_LINE)
+    assert event.duration >= so_far.duration - THRESHOLD
+
+
+class _RunningLoop:
+    """A stand-in for a loop that is running (and stuck): all the watchdog's tick asks of it."""
+
+    def is_closed(self) -> bool:
+        return False
+
+    def is_running(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("watchdog_slept", "logged"), [(False, True), (True, False)])
+def test_a_stall_going_on_is_logged_only_if_the_watchdog_ran_through_it(
+    watchdog_slept: bool, logged: bool
+) -> None:
+    # The heartbeat is 1 s late. If the watchdog itself last looked 1 s ago, the whole process
+    # was paused (the watchdog cannot see a block it slept through): nothing is logged.
+    handler = _SetOnRecord()
+    logger = logging.getLogger("django_async_toolkit.blocking")
+    logger.addHandler(handler)
+    try:
+        detector = BlockingDetector(THRESHOLD, still_blocked_after=5 * THRESHOLD)
+        now = time.monotonic()
+        detector._due = now - 1.0
+        last_tick = now - 1.0 if watchdog_slept else now - detector.interval
+        state = blocking._WatchState(last_tick=last_tick)
+        detector._tick(_RunningLoop(), state)  # type: ignore[arg-type]
+        detector._tick(_RunningLoop(), state)  # type: ignore[arg-type]  # once per stall
+    finally:
+        logger.removeHandler(handler)
+    assert len(handler.records) == (1 if logged else 0)
+
+
+def test_still_blocked_after_default_and_validation() -> None:
+    assert BlockingDetector(THRESHOLD).still_blocked_after == 10.0
+    assert BlockingDetector(30).still_blocked_after == 30.0  # never below the threshold
+    assert BlockingDetector(THRESHOLD, still_blocked_after=None).still_blocked_after is None
+    for bad in (0, -1, THRESHOLD / 2, "10"):
+        with pytest.raises(ValueError, match="still_blocked_after is"):
+            BlockingDetector(THRESHOLD, still_blocked_after=bad)  # type: ignore[arg-type]
+
+
 async def test_on_block_is_called_on_the_watchdog_thread_when_the_loop_resumes() -> None:
     loop = asyncio.get_running_loop()
     called = asyncio.Event()
@@ -403,6 +495,9 @@ def test_a_paused_process_is_not_reported_but_a_block_after_it_is() -> None:
     [event] = result["events"]
     assert event["function"] == "block"
     assert event["duration"] >= SEEN_WHOLE
+    # Nor is the pause logged as a stall still going on (the block may be, if the watchdog
+    # looked during it).
+    assert set(result["still_blocked"]) <= {"block"}, result
 
 
 class _PausedDuringTheTick:

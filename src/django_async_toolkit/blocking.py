@@ -177,6 +177,9 @@ def _extract(frame: FrameType) -> tuple[traceback.FrameSummary, ...]:
 
 # --- the detector ----------------------------------------------------------------------------
 
+#: The default ``still_blocked_after``: seconds after which a stall still going on is logged.
+STILL_BLOCKED_AFTER = 10.0
+
 
 @dataclass(frozen=True)
 class _Stall:
@@ -202,6 +205,8 @@ class _WatchState:
     run_queue: _RunQueueClock | None = None
     #: The loop thread's run-queue wait when the loop was last seen healthy.
     healthy_wait: float | None = None
+    #: The due time of the heartbeat whose stall was reported while it lasted.
+    still_blocked_due: float | None = None
 
 
 class BlockingDetector:
@@ -220,6 +225,12 @@ class BlockingDetector:
 
     ``interval`` is the heartbeat's period (default: a quarter of the threshold, at most 50 ms);
     a stall is reported at most ``interval`` seconds shorter than it was.
+
+    A stall that never ends (a deadlock, a call that waits forever) would never be reported: once
+    a stall has lasted ``still_blocked_after`` seconds (default 10, or the threshold if it is
+    longer; ``None`` turns this off), the
+    watchdog also logs a warning while it lasts, once per stall, with the line the loop is stuck
+    on. ``on_block`` is not called for it: it gets the stall when the loop runs again, if ever.
     """
 
     def __init__(
@@ -230,6 +241,7 @@ class BlockingDetector:
         loop: asyncio.AbstractEventLoop | None = None,
         interval: float | None = None,
         log: bool = True,
+        still_blocked_after: float | None = STILL_BLOCKED_AFTER,
     ) -> None:
         if not _positive_number(threshold):
             raise ValueError(
@@ -243,6 +255,16 @@ class BlockingDetector:
                 f"BlockingDetector interval is {interval!r}; it must be a number of seconds "
                 f"greater than 0 and at most the threshold ({threshold!r})."
             )
+        # Left at its default (this very object), the delay follows a threshold above it.
+        if still_blocked_after is STILL_BLOCKED_AFTER:
+            still_blocked_after = max(STILL_BLOCKED_AFTER, threshold)
+        if still_blocked_after is not None and (
+            not _positive_number(still_blocked_after) or still_blocked_after < threshold
+        ):
+            raise ValueError(
+                f"BlockingDetector still_blocked_after is {still_blocked_after!r}; it must be a "
+                f"number of seconds of at least the threshold ({threshold!r}), or None."
+            )
         if on_block is not None and not callable(on_block):
             raise TypeError(
                 f"on_block must be a callable taking a BlockingEvent, not {on_block!r}."
@@ -253,6 +275,9 @@ class BlockingDetector:
         self.interval = float(interval)
         self.on_block = on_block
         self.log = log
+        self.still_blocked_after = (
+            None if still_blocked_after is None else float(still_blocked_after)
+        )
         self._requested_loop = loop
         self.loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
@@ -449,6 +474,12 @@ class BlockingDetector:
             state.idle_due = due
         elif lag >= self.threshold:
             self._sample(state, due)
+            if (
+                self.still_blocked_after is not None
+                and lag >= self.still_blocked_after
+                and state.still_blocked_due != due
+            ):
+                self._report_still_blocked(state, due, lag, waited)
         while self._stalls:
             stall = self._stalls.popleft()
             if stall.due == state.idle_due:
@@ -478,6 +509,42 @@ class BlockingDetector:
         if frame is not None:
             state.sample = (due, _extract(frame))
         del frame
+
+    def _report_still_blocked(
+        self, state: _WatchState, due: float, lag: float, waited: float | None
+    ) -> None:
+        """Log a stall that is still going on (once per stall); nothing if it is not a block."""
+        queue_wait = None
+        if waited is not None and state.healthy_wait is not None:
+            queue_wait = waited - state.healthy_wait
+        # The stall's CPU time is known only when the loop runs again: judge by the watchdog,
+        # which has kept running on time through a block, but not through a pause.
+        excuse = not_blocking_because(
+            lag,
+            self.threshold,
+            watchdog_gap=max(state.worst_gap, time.monotonic() - state.last_tick),
+            cpu_time=0.0,
+            wall_time=lag,
+            waited=queue_wait,
+        )
+        if excuse is not None:
+            return
+        state.still_blocked_due = due
+        if not self.log:
+            return
+        sample = state.sample
+        event = BlockingEvent(
+            duration=lag,
+            started_at=datetime.fromtimestamp(time.time() - lag, UTC),
+            threshold=self.threshold,
+            stack=sample[1] if sample is not None and sample[0] == due else (),
+        )
+        logger.warning(
+            "Still blocked, reported before the loop runs again (a deadlock, or a call that "
+            "never returns?):\n%s",
+            event.format(),
+            extra={"blocking_event_so_far": event},
+        )
 
     def _report(
         self,
