@@ -372,6 +372,20 @@ def test_checks_connections_opened_before_or_after_its_first_call_on_a_thread(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_wrapper_outside_connections_is_left_alone() -> None:
+    # PostgreSQL's _nodb_cursor() connects a temporary wrapper whose alias ("__no_db__") is not in
+    # DATABASES: noting the connection must neither fail nor keep the wrapper.
+    sync._thread_connections()  # this thread's connections are now followed
+    temporary = connections[DEFAULT_DB_ALIAS].copy(alias="__no_db__")
+    try:
+        temporary.ensure_connection()
+        assert temporary not in sync._thread_connections()
+    finally:
+        if temporary.connection is not None:
+            BaseDatabaseWrapper.close(temporary)  # SQLite's close() keeps in-memory ones open
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_never_opens_a_connection(probe: Probe) -> None:
     for thread_sensitive in (True, False):
         assert await db_sync_to_async(double, thread_sensitive=thread_sensitive)(1) == 2

@@ -102,9 +102,13 @@ def _note_connection_created(
     sender: object, connection: BaseDatabaseWrapper, **kwargs: Any
 ) -> None:
     opened: set[BaseDatabaseWrapper] | None = getattr(_seen, "connections", None)
-    # Only this thread's own wrapper: one shared across threads (inc_thread_sharing) belongs to
-    # the thread that created it, as for connections.all().
-    if opened is not None and connections[connection.alias] is connection:
+    if opened is None:
+        return
+    # Only this thread's own wrappers, as connections.all() lists them: not one shared across
+    # threads (inc_thread_sharing), which belongs to the thread that made it, nor a temporary
+    # one that is not in `connections` at all (PostgreSQL's _nodb_cursor() connects a wrapper
+    # with the alias "__no_db__"). Connecting is rare, so the scan costs nothing that shows.
+    if any(own is connection for own in connections.all(initialized_only=True)):
         opened.add(connection)
 
 
