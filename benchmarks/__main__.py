@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         "environment": env,
         "quick": args.quick,
         "rounds": config.rounds,
+        "micro_rounds": config.micro_rounds,
+        "command_runs": config.command_runs,
         "results": [r.as_dict() for r in results],
     }
     (args.out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")

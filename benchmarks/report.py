@@ -37,7 +37,13 @@ def table(payload: dict[str, Any]) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows[1:]]
     lines.append(rule)
     where = ", ".join(f"{k} {v}" for k, v in env.items())
-    return f"Measured with {where}; medians of {payload['rounds']} interleaved rounds.\n\n" + (
+    rounds = f"medians of {payload['rounds']} interleaved rounds"
+    if "micro_rounds" in payload:
+        rounds += (
+            f" ({payload['micro_rounds']} for the signals and wrappers, "
+            f"{payload['command_runs']} for the command start-up)"
+        )
+    return f"Measured with {where}; {rounds}.\n\n" + (
         "\n".join(line.rstrip() for line in lines) + "\n"
     )
 

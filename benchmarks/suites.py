@@ -33,6 +33,10 @@ class Config:
     dispatches: int  # per signal measurement
     calls: int  # per wrapper measurement
     command_runs: int
+    #: Rounds of the in-process signal and wrapper suites: each round takes a fraction of a
+    #: second, and a single thread hop varies by 10-20% from one round to the next on a small
+    #: VM, so these take more rounds than the server suites for a steadier median.
+    micro_rounds: int
 
 
 FULL = Config(
@@ -43,9 +47,17 @@ FULL = Config(
     dispatches=2000,
     calls=2000,
     command_runs=11,
+    micro_rounds=21,
 )
 QUICK = Config(
-    rounds=2, requests=100, duration=0.3, connections=4, dispatches=50, calls=50, command_runs=2
+    rounds=2,
+    requests=100,
+    duration=0.3,
+    connections=4,
+    dispatches=50,
+    calls=50,
+    command_runs=2,
+    micro_rounds=2,
 )
 
 
@@ -384,7 +396,7 @@ def signals(config: Config) -> list[Result]:
     if _compat.HAS_SIGNAL_ASEND:
         overhead["Django Signal.asend"] = lambda: rate(lambda: runner.run(django_noop()), n)
     try:
-        rounds = interleave(overhead, config.rounds)
+        rounds = interleave(overhead, config.micro_rounds)
         wall = interleave(
             {
                 "toolkit asend, 20 x 10 ms receivers": lambda: (
@@ -392,7 +404,7 @@ def signals(config: Config) -> list[Result]:
                 ),
                 "one receiver's wait": lambda: seconds(lambda: runner.run(asyncio.sleep(0.01))),
             },
-            config.rounds,
+            config.micro_rounds,
         )
     finally:
         runner.close()
@@ -469,14 +481,14 @@ def wrappers(config: Config) -> list[Result]:
                 "sync_to_async": lambda: rate(lambda: runner.run(many(plain)), n),
                 "db_sync_to_async": lambda: rate(lambda: runner.run(many(ours)), n),
             },
-            config.rounds,
+            config.micro_rounds,
         )
         pool = interleave(
             {
                 "asyncio.to_thread": lambda: rate(lambda: runner.run(blocking_to_thread()), n),
                 "run_blocking": lambda: rate(lambda: runner.run(blocking_ours()), n),
             },
-            config.rounds,
+            config.micro_rounds,
         )
     finally:
         runner.close()
