@@ -208,6 +208,25 @@ class _WatchState:
     #: The due time of the heartbeat whose stall was reported while it lasted.
     still_blocked_due: float | None = None
 
+    def watchdog_gap(self) -> float:
+        """The watchdog's longest sleep around the current stall, counted up to now.
+
+        A pause of the whole process can begin after a tick read the clock and end just before
+        that tick reports a stall: the watchdog has then been asleep since its last look.
+        """
+        return max(self.worst_gap, time.monotonic() - self.last_tick)
+
+    def queue_wait(self, waited: float | None) -> float | None:
+        """Seconds the loop thread waited for a CPU since it was last seen healthy, if known."""
+        if waited is None or self.healthy_wait is None:
+            return None
+        return waited - self.healthy_wait
+
+    def stack_of(self, due: float) -> tuple[traceback.FrameSummary, ...]:
+        """The stack sampled during the stall of the heartbeat due at ``due`` (empty: none)."""
+        sample = self.sample
+        return sample[1] if sample is not None and sample[0] == due else ()
+
 
 class BlockingDetector:
     """Watch an event loop and report each stall longer than ``threshold`` seconds.
@@ -484,16 +503,9 @@ class BlockingDetector:
             stall = self._stalls.popleft()
             if stall.due == state.idle_due:
                 continue  # the loop was not running: nothing blocked it
-            sample = state.sample
-            stack = sample[1] if sample is not None and sample[0] == stall.due else ()
-            queue_wait = None
-            if waited is not None and state.healthy_wait is not None:
-                queue_wait = waited - state.healthy_wait
-            # A pause of the whole process can begin after this tick read the clock and end
-            # just before the loop's late heartbeat lands here: the watchdog has then been asleep
-            # since `now`, which its gap must include.
-            gap = max(state.worst_gap, time.monotonic() - state.last_tick)
-            self._report(stall, stack, gap, queue_wait)
+            self._report(
+                stall, state.stack_of(stall.due), state.watchdog_gap(), state.queue_wait(waited)
+            )
         if lag < self.threshold:
             state.worst_gap = 0.0
             state.healthy_wait = waited
@@ -514,30 +526,26 @@ class BlockingDetector:
         self, state: _WatchState, due: float, lag: float, waited: float | None
     ) -> None:
         """Log a stall that is still going on (once per stall); nothing if it is not a block."""
-        queue_wait = None
-        if waited is not None and state.healthy_wait is not None:
-            queue_wait = waited - state.healthy_wait
         # The stall's CPU time is known only when the loop runs again: judge by the watchdog,
         # which has kept running on time through a block, but not through a pause.
         excuse = not_blocking_because(
             lag,
             self.threshold,
-            watchdog_gap=max(state.worst_gap, time.monotonic() - state.last_tick),
+            watchdog_gap=state.watchdog_gap(),
             cpu_time=0.0,
             wall_time=lag,
-            waited=queue_wait,
+            waited=state.queue_wait(waited),
         )
         if excuse is not None:
             return
         state.still_blocked_due = due
         if not self.log:
             return
-        sample = state.sample
         event = BlockingEvent(
             duration=lag,
             started_at=datetime.fromtimestamp(time.time() - lag, UTC),
             threshold=self.threshold,
-            stack=sample[1] if sample is not None and sample[0] == due else (),
+            stack=state.stack_of(due),
         )
         logger.warning(
             "Still blocked, reported before the loop runs again (a deadlock, or a call that "

@@ -423,19 +423,15 @@ async def _wait_as_a_group(tasks: list[asyncio.Task[None]], errors: list[BaseExc
                 task.cancel()
             continue
         for task in tasks:
-            if task in done and not task.cancelled():
-                error = task.exception()
-                if error is None:
-                    continue
-                if isinstance(error, KeyboardInterrupt | SystemExit):
-                    for other in pending:
-                        other.cancel()
-                    raise error
-                errors.append(error)
-                if not aborted:
-                    aborted = True
-                    for other in pending:
-                        other.cancel()
+            if task not in done or task.cancelled() or (error := task.exception()) is None:
+                continue
+            if not aborted:
+                aborted = True
+                for other in pending:
+                    other.cancel()
+            if isinstance(error, KeyboardInterrupt | SystemExit):
+                raise error
+            errors.append(error)
     if caller_cancelled is not None and not errors:
         raise caller_cancelled
 
