@@ -10,6 +10,7 @@ import contextvars
 import os
 import sys
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import django
@@ -121,3 +122,13 @@ def _context_takes_executor() -> bool:
 #: asgiref's ``ThreadSensitiveContext(executor=...)`` exists: a context with an executor that its
 #: caller owns, used even inside an enclosing context or ``async_to_sync`` call (newer asgiref).
 THREAD_SENSITIVE_CONTEXT_EXECUTOR = _context_takes_executor()
+
+
+def after_fork_in_child(func: Callable[[], None]) -> None:
+    """Call ``func`` in a forked child (a pre-forking server's worker); nothing on Windows.
+
+    ``os.register_at_fork`` does not exist where processes are not forked (Windows).
+    """
+    register = getattr(os, "register_at_fork", None)
+    if register is not None:
+        register(after_in_child=func)

@@ -6,12 +6,12 @@ an invalid value raises :class:`~django.core.exceptions.ImproperlyConfigured` na
 the value and what is allowed.
 The ``async_toolkit.E001`` system check reports the same problems at start-up.
 
-This module imports nothing else from the package.
+This module imports nothing else from the package but ``_validation`` (which imports nothing of
+it): a number of seconds here is what it is for every function of the toolkit.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,26 +20,23 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from django_async_toolkit._validation import is_positive_int, is_seconds
+
 PREFIX = "ASYNC_TOOLKIT_"
 
 EVENT_LOOPS = ("asyncio", "uvloop")
 INTERFACES = ("asgi", "wsgi", "both")
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _positive_seconds(value: object) -> bool:
-    return _is_number(value) and value > 0  # type: ignore[operator]
+    return is_seconds(value)
 
 
 def _non_negative_seconds(value: object) -> bool:
-    return _is_number(value) and value >= 0  # type: ignore[operator]
+    return is_seconds(value, zero=True)
 
 
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+_positive_int = is_positive_int
 
 
 def _optional(check: Callable[[object], bool]) -> Callable[[object], bool]:

@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import inspect
-import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -34,6 +32,8 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
+from django_async_toolkit import _compat
+from django_async_toolkit._validation import check_callable, is_seconds, qualname, unwrap_partial
 from django_async_toolkit.conf import conf
 
 __all__ = [
@@ -48,12 +48,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _unwrap_partial(func: object) -> object:
-    while isinstance(func, functools.partial):
-        func = func.func
-    return func
-
-
 def is_async_callable(func: object) -> bool:
     """Whether calling ``func`` returns something to await.
 
@@ -61,31 +55,13 @@ def is_async_callable(func: object) -> bool:
     ``markcoroutinefunction``, ``functools.partial`` objects around any of these, and instances
     whose class defines ``async def __call__``.
     """
-    func = _unwrap_partial(func)
+    func = unwrap_partial(func)
     if iscoroutinefunction(func):
         return True
     if isinstance(func, type):
         # Calling a class makes an instance, whatever its __call__ does.
         return False
     return iscoroutinefunction(getattr(type(func), "__call__", None))  # noqa: B004
-
-
-def _describe(func: object) -> str:
-    """A name for ``func`` in error messages: its qualified name where it has one."""
-    target = _unwrap_partial(func)
-    name = getattr(target, "__qualname__", None) or type(target).__qualname__
-    module = getattr(target, "__module__", None)
-    return f"{module}.{name}" if module else name
-
-
-def _check_callable(who: str, func: object) -> None:
-    if not callable(func):
-        raise TypeError(f"{who}() needs a callable; got {func!r} ({type(func).__name__}).")
-    if inspect.isasyncgenfunction(_unwrap_partial(func)):
-        raise TypeError(
-            f"{who}() cannot adapt {_describe(func)}: it is an async generator function. "
-            "Iterate it with `async for` in async code instead."
-        )
 
 
 # --- Database connection hygiene ---------------------------------------------------------------
@@ -212,10 +188,10 @@ def db_sync_to_async(
     """
 
     def wrap(target: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
-        _check_callable("db_sync_to_async", target)
+        check_callable("db_sync_to_async", target)
         if is_async_callable(target):
             raise TypeError(
-                f"db_sync_to_async() wraps sync functions, and {_describe(target)} is async: "
+                f"db_sync_to_async() wraps sync functions, and {qualname(target)} is async: "
                 "await it directly instead of wrapping it."
             )
 
@@ -254,7 +230,7 @@ def ensure_async(func: Callable[P, Any]) -> Callable[P, Awaitable[Any]]:
     A sync one is wrapped with :func:`db_sync_to_async` (thread-sensitive), because code that gets
     "either kind" of callable cannot know whether it touches the database.
     """
-    _check_callable("ensure_async", func)
+    check_callable("ensure_async", func)
     if is_async_callable(func):
         return func
     return db_sync_to_async(func)
@@ -280,10 +256,10 @@ def ensure_sync(func: Callable[P, Any]) -> Callable[P, Any]:
     Calling the wrapper on a thread whose event loop is running (in a coroutine) would block that
     loop, so it raises ``RuntimeError`` telling you to await the function instead.
     """
-    _check_callable("ensure_sync", func)
+    check_callable("ensure_sync", func)
     if not is_async_callable(func):
         return func
-    name = _describe(func)
+    name = qualname(func)
 
     # async_to_sync wants an `async def`; partials and objects with an async __call__ are not one.
     async def await_func(*args: P.args, **kwargs: P.kwargs) -> Any:
@@ -320,8 +296,7 @@ def _forget_pool_after_fork() -> None:
     _pool_lock = threading.Lock()
 
 
-# os.register_at_fork does not exist on Windows, where processes are not forked.
-getattr(os, "register_at_fork", lambda **hooks: None)(after_in_child=_forget_pool_after_fork)
+_compat.after_fork_in_child(_forget_pool_after_fork)
 
 
 def _run_closing_connections(
@@ -331,12 +306,6 @@ def _run_closing_connections(
         return func(*args, **kwargs)
     finally:
         _close_thread_connections()
-
-
-def _valid_timeout(timeout: object) -> bool:
-    if timeout is None:
-        return True
-    return isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0
 
 
 async def run_blocking(
@@ -359,13 +328,13 @@ async def run_blocking(
     It is not for database work: its connections are not the request's and a database connection
     the call opens anyway is closed when it returns.
     """
-    _check_callable("run_blocking", func)
+    check_callable("run_blocking", func)
     if is_async_callable(func):
         raise TypeError(
-            f"run_blocking() runs sync functions in threads, and {_describe(func)} is async: "
+            f"run_blocking() runs sync functions in threads, and {qualname(func)} is async: "
             "await it directly."
         )
-    if not _valid_timeout(timeout):
+    if not (timeout is None or is_seconds(timeout)):
         raise ValueError(
             f"run_blocking() timeout is {timeout!r}; it must be a number of seconds greater "
             "than 0, or None to wait until the call returns."
@@ -391,7 +360,7 @@ async def run_blocking(
         if not deadline.expired():
             raise  # func's own TimeoutError
         raise TimeoutError(
-            f"run_blocking({_describe(func)}) did not finish within {timeout} seconds; "
+            f"run_blocking({qualname(func)}) did not finish within {timeout} seconds; "
             "it keeps running in its thread until it returns."
         ) from None
 
