@@ -633,7 +633,7 @@ def test_background_receiver_bad_input() -> None:
 def test_a_served_loop_that_closed_meanwhile_falls_back_to_the_private_loop(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from django_async_toolkit import signals
+    from django_async_toolkit.signals import background as signals
 
     closed = asyncio.new_event_loop()
     closed.close()
@@ -648,7 +648,7 @@ def test_a_served_loop_that_closed_meanwhile_falls_back_to_the_private_loop(
 def test_a_dispatch_that_cannot_be_scheduled_is_not_left_pending(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from django_async_toolkit import signals
+    from django_async_toolkit.signals import background as signals
 
     def no_loop() -> None:
         raise RuntimeError("no loop for you")
@@ -664,7 +664,7 @@ def test_a_dispatch_that_cannot_be_scheduled_is_not_left_pending(
 async def test_a_failing_cleanup_is_logged(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from django_async_toolkit import signals
+    from django_async_toolkit.signals import background as signals
 
     def close_all() -> None:
         raise OSError("cannot close")
