@@ -18,7 +18,7 @@ from django.http.response import HttpResponseBase
 from django.test import AsyncClient, Client, RequestFactory
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from django_async_toolkit import middleware as mw
+from django_async_toolkit.middleware import concurrency as mw
 from django_async_toolkit.middleware import ConcurrencyLimitMiddleware
 from tests.middleware_views import State
 from tests.servers import serve_asgi

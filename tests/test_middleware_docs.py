@@ -13,7 +13,7 @@ from django.urls import path
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from django_async_toolkit.conf import invalid_settings
-from django_async_toolkit.middleware import _view_timeout
+from django_async_toolkit.middleware.timeout import _view_timeout
 from tests.docs_examples import load_example
 
 custom = load_example("middleware_custom", shared=True)

@@ -13,6 +13,7 @@ from django.core.asgi import get_asgi_application
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory
 from django.utils.decorators import method_decorator
+from django.utils.module_loading import import_string
 from django.views import View
 from pytest_django.fixtures import Settings as SettingsWrapper
 
@@ -110,7 +111,7 @@ def test_sync_mode_registers_no_process_view() -> None:
     middleware = TimeoutMiddleware(lambda request: HttpResponse())
     assert middleware.async_mode is False
     assert not hasattr(middleware, "process_view")
-    assert TimeoutMiddleware.__module__ + ".TimeoutMiddleware" == TIMEOUT
+    assert import_string(TIMEOUT) is TimeoutMiddleware  # the path users write in MIDDLEWARE
 
 
 def test_async_mode_process_view_is_a_coroutine_function() -> None:
@@ -214,7 +215,7 @@ def test_request_timeout_on_a_class() -> None:
     class OnDispatch(View):
         pass
 
-    from django_async_toolkit.middleware import _view_timeout
+    from django_async_toolkit.middleware.timeout import _view_timeout
 
     assert _view_timeout(Decorated.as_view()) == 3
     assert _view_timeout(OnDispatch.as_view()) is None
