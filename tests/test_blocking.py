@@ -17,18 +17,17 @@ from pathlib import Path
 import pytest
 from django.test import AsyncClient
 
-from django_async_toolkit import blocking
 from django_async_toolkit.blocking import (
     BlockingDetector,
     BlockingEvent,
-    _RunQueueClock,
     detect_blocking,
     get_process_detector,
-    is_user_file,
-    not_blocking_because,
     start_process_detector,
     stop_process_detector,
 )
+from django_async_toolkit.blocking import detector as blocking
+from django_async_toolkit.blocking.detector import _RunQueueClock, not_blocking_because
+from django_async_toolkit.blocking.events import is_user_file
 from tests import blocking_views
 from tests.blocking_views import BLOCK_SECONDS, line_of
 
@@ -576,7 +575,7 @@ def test_which_files_are_the_projects() -> None:
     import django
 
     assert not is_user_file(django.__file__)
-    from django_async_toolkit import blocking
+    from django_async_toolkit.middleware import blocking
 
     assert not is_user_file(blocking.__file__)
     assert not is_user_file("<frozen runpy>")

@@ -20,8 +20,7 @@ On Linux, the time the loop thread spent runnable but waiting for a CPU (its sch
 subtracted too: a stall made of such waiting means an overloaded machine, not blocking code.
 Both are logged at DEBUG level only.
 
-This module knows nothing of middleware or requests; ``conf`` is read only by the process-wide
-detector (:func:`start_process_detector`).
+This module knows nothing of middleware, requests or settings.
 """
 
 from __future__ import annotations
@@ -32,150 +31,56 @@ import contextlib
 import logging
 import os
 import sys
-import sysconfig
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import FrameType, TracebackType
+from types import TracebackType
+from typing import Generic, TypeVar
 
-from django_async_toolkit.conf import conf
+from django_async_toolkit._validation import is_seconds
+from django_async_toolkit.blocking.events import BlockingEvent, _extract, _has_user_frame
 
-__all__ = [
-    "BlockingDetector",
-    "BlockingEvent",
-    "detect_blocking",
-    "get_process_detector",
-    "start_process_detector",
-    "stop_process_detector",
-]
+__all__ = ["STILL_BLOCKED_AFTER", "BlockingDetector", "not_blocking_because"]
 
 logger = logging.getLogger("django_async_toolkit.blocking")
 
-#: The deepest stack a sample keeps (innermost frames first).
-MAX_STACK_DEPTH = 100
+_EnteredT = TypeVar("_EnteredT")
 
 
-@dataclass(frozen=True)
-class BlockingEvent:
-    """One stall of the event loop longer than the detector's threshold."""
+class _StartStopContext(Generic[_EnteredT]):
+    """``with`` and ``async with`` around a start and a stop, written once for both."""
 
-    #: How long the loop could not run, in seconds (measured when it ran again).
-    duration: float
-    #: When the stall started (UTC).
-    started_at: datetime
-    #: The threshold of the detector that saw it, in seconds.
-    threshold: float
-    #: The loop thread's stack while it was blocked, outermost call first (as in a traceback).
-    #: Empty when the watchdog could not take a sample during the stall (code that held the GIL
-    #: for the whole stall).
-    stack: tuple[traceback.FrameSummary, ...] = field(repr=False)
-    #: CPU time the loop thread used during the stall, in seconds (``None`` if unknown).
-    #: Close to ``duration`` for CPU-bound code, close to 0 for ``time.sleep`` or blocking I/O.
-    cpu_time: float | None = None
+    def _enter(self) -> _EnteredT:
+        raise NotImplementedError
 
-    @property
-    def user_frames(self) -> tuple[traceback.FrameSummary, ...]:
-        """The project's own frames of :attr:`stack`, innermost first.
+    def _exit(self) -> None:
+        raise NotImplementedError
 
-        Frames of the standard library, of installed packages (``site-packages``: Django, asgiref,
-        uvicorn ...) and of django-async-toolkit itself are left out.
-        """
-        return tuple(frame for frame in reversed(self.stack) if is_user_file(frame.filename))
+    def __enter__(self) -> _EnteredT:
+        return self._enter()
 
-    @property
-    def frame(self) -> traceback.FrameSummary | None:
-        """The frame that blocked: the innermost project frame, else the innermost frame."""
-        user = self.user_frames
-        if user:
-            return user[0]
-        return self.stack[-1] if self.stack else None
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._exit()
 
-    @property
-    def location(self) -> str:
-        """``"path/to/file.py:42 in function"`` of :attr:`frame`, or ``"unknown"``."""
-        frame = self.frame
-        if frame is None:
-            return "unknown"
-        return f"{frame.filename}:{frame.lineno} in {frame.name}"
+    async def __aenter__(self) -> _EnteredT:
+        return self._enter()
 
-    def format(self, *, project_only: bool = False) -> str:
-        """A multi-line description: duration, the blocking line, then the stack.
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._exit()
 
-        With ``project_only``, the stack shows only the project's own frames (:attr:`user_frames`),
-        as the pytest plugin does; the log shows the whole stack.
-        """
-        cpu = "" if self.cpu_time is None else f", {self.cpu_time:.3f} s of CPU"
-        lines = [
-            f"Event loop blocked for {self.duration:.3f} s{cpu} "
-            f"(threshold {self.threshold:.3f} s) at {self.location}"
-        ]
-        frame = self.frame
-        if frame is not None and frame.line:
-            lines.append(f"    {frame.line}")
-        stack = tuple(reversed(self.user_frames)) if project_only else self.stack
-        if stack:
-            which = "Project frames of the" if project_only else "Stack of the"
-            lines.append(f"{which} event loop thread (most recent call last):")
-            lines.extend(
-                line.rstrip("\n")
-                for line in traceback.StackSummary.from_list(list(stack)).format()
-            )
-        elif not self.stack:
-            lines.append(
-                "No stack was sampled: the blocking code held the GIL for the whole stall."
-            )
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return (
-            f"event loop blocked for {self.duration:.3f} s "
-            f"(threshold {self.threshold:.3f} s) at {self.location}"
-        )
-
-
-# --- which frames belong to the project -----------------------------------------------------
-
-_library_dirs: tuple[str, ...] | None = None
-
-
-def _library_prefixes() -> tuple[str, ...]:
-    global _library_dirs
-    if _library_dirs is None:
-        dirs = set()
-        paths = sysconfig.get_paths()
-        for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-            if paths.get(key):
-                dirs.add(paths[key])
-        import asgiref
-        import django
-
-        for module_file in (__file__, django.__file__, asgiref.__file__, os.__file__):
-            dirs.add(os.path.dirname(os.path.abspath(module_file)))
-        _library_dirs = tuple(
-            sorted({os.path.normcase(os.path.abspath(d)).rstrip(os.sep) + os.sep for d in dirs})
-        )
-    return _library_dirs
-
-
-def is_user_file(filename: str) -> bool:
-    """Whether ``filename`` is project code (not stdlib, site-packages or the toolkit)."""
-    if filename.startswith("<"):
-        return False
-    path = os.path.normcase(os.path.abspath(filename))
-    return not path.startswith(_library_prefixes())
-
-
-def _extract(frame: FrameType) -> tuple[traceback.FrameSummary, ...]:
-    summary = traceback.StackSummary.extract(
-        traceback.walk_stack(frame), limit=MAX_STACK_DEPTH, lookup_lines=True
-    )
-    return tuple(reversed(summary))
-
-
-# --- the detector ----------------------------------------------------------------------------
 
 #: The default ``still_blocked_after``: seconds after which a stall still going on is logged.
 STILL_BLOCKED_AFTER = 10.0
@@ -228,7 +133,7 @@ class _WatchState:
         return sample[1] if sample is not None and sample[0] == due else ()
 
 
-class BlockingDetector:
+class BlockingDetector(_StartStopContext["BlockingDetector"]):
     """Watch an event loop and report each stall longer than ``threshold`` seconds.
 
     ``start()`` attaches the detector to the running loop (or to ``loop``, from any thread) and
@@ -262,14 +167,14 @@ class BlockingDetector:
         log: bool = True,
         still_blocked_after: float | None = STILL_BLOCKED_AFTER,
     ) -> None:
-        if not _positive_number(threshold):
+        if not is_seconds(threshold):
             raise ValueError(
                 f"BlockingDetector threshold is {threshold!r}; it must be a number of seconds "
                 "greater than 0."
             )
         if interval is None:
             interval = min(threshold / 4, 0.05)
-        elif not _positive_number(interval) or interval > threshold:
+        elif not is_seconds(interval) or interval > threshold:
             raise ValueError(
                 f"BlockingDetector interval is {interval!r}; it must be a number of seconds "
                 f"greater than 0 and at most the threshold ({threshold!r})."
@@ -278,7 +183,7 @@ class BlockingDetector:
         if still_blocked_after is STILL_BLOCKED_AFTER:
             still_blocked_after = max(STILL_BLOCKED_AFTER, threshold)
         if still_blocked_after is not None and (
-            not _positive_number(still_blocked_after) or still_blocked_after < threshold
+            not is_seconds(still_blocked_after) or still_blocked_after < threshold
         ):
             raise ValueError(
                 f"BlockingDetector still_blocked_after is {still_blocked_after!r}; it must be a "
@@ -392,26 +297,10 @@ class BlockingDetector:
         """
         return self._lag_total + max(0.0, time.monotonic() - self._due)
 
-    def __enter__(self) -> BlockingDetector:
+    def _enter(self) -> BlockingDetector:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> BlockingDetector:
-        return self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _exit(self) -> None:
         self.stop()
 
     def __repr__(self) -> str:
@@ -643,19 +532,6 @@ class _RunQueueClock:
             self._fd = None
 
 
-def _positive_number(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and value > 0
-        and value != float("inf")
-    )
-
-
-def _has_user_frame(stack: tuple[traceback.FrameSummary, ...]) -> bool:
-    return any(is_user_file(frame.filename) for frame in stack)
-
-
 def _closed(loop: asyncio.AbstractEventLoop | None) -> bool:
     return loop is None or loop.is_closed()
 
@@ -665,97 +541,3 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-# --- detect_blocking -------------------------------------------------------------------------
-
-
-class detect_blocking:  # noqa: N801 - used like a function, as contextlib's helpers are
-    """Collect the stalls of the running event loop seen inside a block.
-
-    ::
-
-        async with detect_blocking(threshold=0.05) as events:
-            await something()
-        assert not events, events[0].format()
-
-    Also usable as ``with detect_blocking(): ...`` in code running on the loop (the stall caused
-    by the block itself is closed when it exits).
-    The events are collected, not logged (pass ``log=True`` to log them too).
-    """
-
-    def __init__(self, threshold: float = 0.1, *, log: bool = False) -> None:
-        self.events: list[BlockingEvent] = []
-        self._detector = BlockingDetector(threshold, on_block=self.events.append, log=log)
-
-    def __enter__(self) -> list[BlockingEvent]:
-        if _running_loop() is None:
-            raise RuntimeError(
-                "detect_blocking() watches the running event loop: use it inside async code "
-                "(`async with detect_blocking():` or `with detect_blocking():` in a coroutine)."
-            )
-        self._detector.start()
-        return self.events
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._detector.stop()
-
-    async def __aenter__(self) -> list[BlockingEvent]:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._detector.stop()
-
-
-# --- the process-wide detector ---------------------------------------------------------------
-
-_process_lock = threading.Lock()
-_process_detector: BlockingDetector | None = None
-
-
-def start_process_detector() -> BlockingDetector:
-    """Start the process's detector on the running loop, with ``ASYNC_TOOLKIT_BLOCKING_THRESHOLD``.
-
-    Idempotent: while a detector runs on a loop that is still open, it is returned as it is.
-    A detector left on a closed loop (a test's loop, a finished ``asyncio.run``) is replaced.
-    """
-    global _process_detector
-    loop = _running_loop()
-    if loop is None:
-        raise RuntimeError(
-            "start_process_detector() must be called from code running on the event loop to watch."
-        )
-    with _process_lock:
-        current = _process_detector
-        if current is not None and current.running and not _closed(current.loop):
-            return current
-        if current is not None:
-            current.stop()
-        detector = BlockingDetector(conf.BLOCKING_THRESHOLD)
-        detector.start()
-        _process_detector = detector
-        return detector
-
-
-def stop_process_detector() -> None:
-    """Stop the process's detector, if one runs; idempotent."""
-    global _process_detector
-    with _process_lock:
-        detector, _process_detector = _process_detector, None
-    if detector is not None:
-        detector.stop()
-
-
-def get_process_detector() -> BlockingDetector | None:
-    """The process's detector, or ``None`` when none was started (or it was stopped)."""
-    return _process_detector
