@@ -11,7 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import override_settings
 
-from django_async_toolkit import asgi
+from django_async_toolkit import lifecycle
 from django_async_toolkit.asgi import ASGIHandler
 from django_async_toolkit.blocking import get_process_detector, stop_process_detector
 from tests.asgi_helpers import TIMEOUT, CloseSpy
@@ -65,7 +65,7 @@ async def test_startup_failure_is_reported_with_its_message(
     def fail() -> None:
         raise RuntimeError("no loop to watch")
 
-    monkeypatch.setattr(asgi, "start_process_detector", fail)
+    monkeypatch.setattr(lifecycle, "start_process_detector", fail)
     with caplog.at_level(logging.ERROR, logger="django_async_toolkit.asgi"):
         sent = await run_lifespan(ASGIHandler(), "lifespan.startup")
     assert sent == [
@@ -99,10 +99,10 @@ def _record_async(calls: list[str], name: str) -> Callable[..., Awaitable[None]]
 @override_settings(ASYNC_TOOLKIT_DRAIN_TIMEOUT=2.5)
 async def test_shutdown_steps_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    monkeypatch.setattr(asgi, "drain_background", _record_async(calls, "drain"))
-    monkeypatch.setattr(asgi, "stop_background_loop", _record(calls, "signals"))
-    monkeypatch.setattr(asgi, "shutdown_blocking_pool", _record(calls, "pool"))
-    monkeypatch.setattr(asgi, "stop_process_detector", _record(calls, "detector"))
+    monkeypatch.setattr(lifecycle, "drain_background", _record_async(calls, "drain"))
+    monkeypatch.setattr(lifecycle, "stop_background_loop", _record(calls, "signals"))
+    monkeypatch.setattr(lifecycle, "shutdown_blocking_pool", _record(calls, "pool"))
+    monkeypatch.setattr(lifecycle, "stop_process_detector", _record(calls, "detector"))
     await ASGIHandler().shutdown()
     assert calls == ["drain{'timeout': 2.5}", "signals", "pool", "detector"]
 
@@ -115,9 +115,9 @@ async def test_one_shutdown_failure_is_reported_after_every_step(
     async def drain(timeout: float | None) -> None:
         raise TimeoutError("1 background signal dispatch(es) did not finish within 10.0 s")
 
-    monkeypatch.setattr(asgi, "drain_background", drain)
-    monkeypatch.setattr(asgi, "stop_background_loop", _record(calls, "signals"))
-    monkeypatch.setattr(asgi, "stop_process_detector", _record(calls, "detector"))
+    monkeypatch.setattr(lifecycle, "drain_background", drain)
+    monkeypatch.setattr(lifecycle, "stop_background_loop", _record(calls, "signals"))
+    monkeypatch.setattr(lifecycle, "stop_process_detector", _record(calls, "detector"))
     sent = await run_lifespan(ASGIHandler(), "lifespan.startup", "lifespan.shutdown")
     assert sent[1] == {
         "type": "lifespan.shutdown.failed",
@@ -133,8 +133,8 @@ async def test_several_shutdown_failures_are_grouped(monkeypatch: pytest.MonkeyP
 
         return step
 
-    monkeypatch.setattr(asgi, "stop_background_loop", fail("signals"))
-    monkeypatch.setattr(asgi, "stop_process_detector", fail("detector"))
+    monkeypatch.setattr(lifecycle, "stop_background_loop", fail("signals"))
+    monkeypatch.setattr(lifecycle, "stop_process_detector", fail("detector"))
     with pytest.raises(ExceptionGroup) as caught:
         await ASGIHandler().shutdown()
     assert [str(error) for error in caught.value.exceptions] == ["signals", "detector"]

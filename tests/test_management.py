@@ -25,7 +25,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import connection, connections
 from django.test import override_settings
 
-from django_async_toolkit import _compat
+from django_async_toolkit import _compat, lifecycle
 from django_async_toolkit.management import (
     AsyncAppCommand,
     AsyncBaseCommand,
@@ -526,7 +526,7 @@ def test_background_dispatch_that_does_not_drain_is_reported(
     async def drain_background(timeout: float | None = None) -> None:
         raise TimeoutError(f"1 background dispatch did not finish within {timeout} s: x")
 
-    monkeypatch.setattr(base, "drain_background", drain_background)
+    monkeypatch.setattr(lifecycle, "drain_background", drain_background)
     err = StringIO()
     with override_settings(ASYNC_TOOLKIT_DRAIN_TIMEOUT=2.5):
         assert call_command(Greet(), "Ada", stdout=StringIO(), stderr=err) == "Hello, Ada"

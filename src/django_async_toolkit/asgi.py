@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import aclosing, closing, suppress
+from contextlib import suppress
 from typing import IO, Any
 
 import django
@@ -41,16 +41,12 @@ from django.core.cache.backends.base import BaseCache
 from django.core.exceptions import RequestAborted
 from django.core.handlers import asgi as django_asgi
 from django.core.handlers.base import reset_urlconf
-from django.db import close_old_connections, connections, reset_queries
+from django.db import close_old_connections, reset_queries
 from django.dispatch import Signal
-from django.http import FileResponse, HttpResponseBase
+from django.http import HttpResponseBase
 from django.urls import set_script_prefix
 
-from django_async_toolkit import _compat
-from django_async_toolkit.blocking import start_process_detector, stop_process_detector
-from django_async_toolkit.conf import conf
-from django_async_toolkit.signals import drain_background, stop_background_loop
-from django_async_toolkit.sync import shutdown_blocking_pool
+from django_async_toolkit import _compat, _handle, lifecycle
 
 __all__ = ["ASGIHandler", "get_asgi_application"]
 
@@ -102,10 +98,6 @@ async def _run_async_receivers(
         if len(group_error.exceptions) == 1:
             raise group_error.exceptions[0] from None
         raise
-
-
-def _as_bytes(value: str | bytes, encoding: str) -> bytes:
-    return value.encode(encoding) if isinstance(value, str) else bytes(value)
 
 
 def _is_plain_request_close(closer: object) -> bool:
@@ -240,16 +232,19 @@ class ASGIHandler(django_asgi.ASGIHandler):
         except RequestAborted:
             return  # The client went away before the request was complete: nothing to send.
         if _compat.ASGI_HANDLE_TASKGROUP:
-            await self._serve_with_task_group(scope, body_file, receive, send)
+            await _handle.serve_with_task_group(self, scope, body_file, receive, send)
         elif _compat.ASGI_HANDLE_LISTENS_FOR_DISCONNECT:
-            await self._serve_with_wait(scope, body_file, receive, send)
+            await _handle.serve_with_wait(self, scope, body_file, receive, send)
         else:
-            await self._serve_without_disconnect_listener(scope, body_file, send)
+            await _handle.serve_without_disconnect_listener(self, scope, body_file, send)
 
-    async def _start(
+    async def start_request(
         self, scope: Scope, body_file: IO[bytes], send: Send
     ) -> django_asgi.ASGIRequest | None:
-        """Send ``request_started`` and build the request; answer and close an invalid one."""
+        """Send ``request_started`` and build the request; answer and close an invalid one.
+
+        Returns ``None`` when the request was invalid (it has been answered).
+        """
         set_script_prefix(self._script_prefix(scope))
         await self.send_request_started(scope)
         request, error_response = self.create_request(scope, body_file)
@@ -267,122 +262,13 @@ class ASGIHandler(django_asgi.ASGIHandler):
             return django_asgi.get_script_prefix(scope)
         return self.get_script_prefix(scope)  # type: ignore[attr-defined,no-any-return]
 
-    async def _serve_with_task_group(
-        self, scope: Scope, body_file: IO[bytes], receive: Receive, send: Send
-    ) -> None:
-        """Django 6.1+: the view and a disconnect listener share a TaskGroup."""
-        with closing(body_file):
-            request = await self._start(scope, body_file, send)
-            if request is None:
-                return
-
-            class RequestProcessed(Exception):
-                pass
-
-            response = None
-            try:
-                try:
-                    async with asyncio.TaskGroup() as group:
-                        group.create_task(self.listen_for_disconnect(receive))
-                        response = await self.run_get_response(request)
-                        await self.send_response(response, send)
-                        raise RequestProcessed
-                except* (RequestProcessed, RequestAborted):
-                    pass
-            except BaseExceptionGroup as group_error:
-                if len(group_error.exceptions) == 1:
-                    # As Django: the group stays the exception's context.
-                    raise group_error.exceptions[0]  # noqa: B904
-                raise
-            if response is None:
-                await self.send_request_finished()
-            else:
-                await self.close_response(response)
-
-    async def _serve_with_wait(
-        self, scope: Scope, body_file: IO[bytes], receive: Receive, send: Send
-    ) -> None:
-        """Django 5.0 to 6.0: the view and a disconnect listener race in ``asyncio.wait``."""
-        request = await self._start(scope, body_file, send)
-        if request is None:
-            return
-
-        async def process_request() -> HttpResponseBase:
-            response = await self.run_get_response(request)
-            with suppress(asyncio.CancelledError):
-                # The client went away while the response was being sent.
-                await self.send_response(response, send)
-            return response
-
-        # The listener goes first: it must not fail in a way that stops the view's cancellation.
-        tasks: list[asyncio.Task[Any]] = [
-            asyncio.create_task(self.listen_for_disconnect(receive)),
-            asyncio.create_task(process_request()),
-        ]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            if task.done():
-                try:
-                    task.result()
-                except RequestAborted:
-                    pass
-                except AssertionError:
-                    body_file.close()
-                    raise
-            else:
-                task.cancel()  # The view may handle its cancellation.
-                with suppress(asyncio.CancelledError):
-                    await task
-        try:
-            response = tasks[1].result()
-        except asyncio.CancelledError:
-            await self.send_request_finished()
-        else:
-            await self.close_response(response)
-        body_file.close()
-
-    async def _serve_without_disconnect_listener(
-        self, scope: Scope, body_file: IO[bytes], send: Send
-    ) -> None:
-        """Django 4.2: no disconnect listener; ``send_response`` closes the response."""
-        request = await self._start(scope, body_file, send)
-        if request is None:
-            return
-        response = await self.get_response_async(request)
-        response._handler_class = self.__class__  # type: ignore[attr-defined]
-        if isinstance(response, FileResponse):
-            response.block_size = self.chunk_size
-        await self.send_response(response, send)
-
     async def send_response(self, response: HttpResponseBase, send: Send) -> None:
         """Send ``response`` over ASGI; on Django 4.2, then close it, as Django 4.2 does."""
         if _compat.ASGI_HANDLE_LISTENS_FOR_DISCONNECT:
             await super().send_response(response, send)
             return
-        await self._send_response_django42(response, send)
+        await _handle.send_response_django42(self, response, send)
         await self.close_response(response)
-
-    async def _send_response_django42(self, response: HttpResponseBase, send: Send) -> None:
-        """Django 4.2's ``send_response`` up to, not including, closing the response."""
-        headers = []
-        for name, value in response.items():
-            headers.append((_as_bytes(name, "ascii"), _as_bytes(value, "latin1")))
-        for cookie in response.cookies.values():
-            headers.append((b"Set-Cookie", cookie.output(header="").encode("ascii").strip()))
-        await send(
-            {"type": "http.response.start", "status": response.status_code, "headers": headers}
-        )
-        if response.streaming:
-            async with aclosing(response.__aiter__()) as content:  # type: ignore[attr-defined]
-                async for part in content:
-                    for chunk, _ in self.chunk_bytes(part):
-                        await send(
-                            {"type": "http.response.body", "body": chunk, "more_body": True}
-                        )
-            await send({"type": "http.response.body"})
-            return
-        for chunk, last in self.chunk_bytes(response.content):  # type: ignore[attr-defined]
-            await send({"type": "http.response.body", "body": chunk, "more_body": not last})
 
     # --- lifespan ------------------------------------------------------------------------------
 
@@ -417,42 +303,21 @@ class ASGIHandler(django_asgi.ASGIHandler):
                 return
 
     async def startup(self) -> None:
-        """Start what the toolkit's settings enable, on the server's event loop.
-
-        That is the process-wide blocking detector, when ``ASYNC_TOOLKIT_BLOCKING_DETECTOR`` is
-        true.
-        """
-        if conf.BLOCKING_DETECTOR:
-            start_process_detector()
+        """Start what the toolkit's settings enable: see :func:`.lifecycle.startup`."""
+        await lifecycle.startup()
 
     async def shutdown(self) -> None:
-        """Let background signal dispatch finish, stop the toolkit's threads, close connections.
+        """Drain background signal dispatch, stop the toolkit's threads, close connections.
 
-        In order: ``drain_background(timeout=ASYNC_TOOLKIT_DRAIN_TIMEOUT)``, then the private
-        signal loop and the ``run_blocking`` pool are stopped (closing the connections their
-        threads opened), the blocking detector is stopped, and the database connections of
-        asgiref's process-wide thread (where thread-sensitive work outside requests runs) are
-        closed.
+        See :func:`.lifecycle.shutdown`: ``drain_background(timeout=ASYNC_TOOLKIT_DRAIN_TIMEOUT)``,
+        then the private signal loop and the ``run_blocking`` pool are stopped (closing the
+        connections their threads opened), the blocking detector is stopped, and the database
+        connections of asgiref's process-wide thread (where thread-sensitive work outside
+        requests runs) are closed.
         Every step runs even when an earlier one fails; then the failure is raised (several as
         an :class:`ExceptionGroup`).
         """
-        steps: list[Callable[[], Awaitable[None]]] = [
-            lambda: drain_background(timeout=conf.DRAIN_TIMEOUT),
-            lambda: asyncio.to_thread(stop_background_loop),
-            lambda: asyncio.to_thread(shutdown_blocking_pool),
-            _as_async(stop_process_detector),
-            sync_to_async(connections.close_all, thread_sensitive=True),
-        ]
-        errors: list[Exception] = []
-        for step in steps:
-            try:
-                await step()
-            except Exception as error:
-                errors.append(error)
-        if len(errors) == 1:
-            raise errors[0]
-        if errors:
-            raise ExceptionGroup("the ASGI lifespan shutdown failed", errors)
+        await lifecycle.shutdown()
 
 
 def _describe(error: BaseException) -> str:
@@ -460,15 +325,6 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, BaseExceptionGroup):
         return "; ".join(_describe(inner) for inner in error.exceptions)
     return f"{type(error).__name__}: {error}"
-
-
-def _as_async(func: Callable[[], None]) -> Callable[[], Awaitable[None]]:
-    """``func`` as a coroutine function that calls it on the loop (it must not block)."""
-
-    async def call() -> None:
-        func()
-
-    return call
 
 
 def get_asgi_application() -> ASGIHandler:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextvars
-import math
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,11 +28,10 @@ from django.core.management.base import (
 from django.core.management.color import color_style, no_style
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from django_async_toolkit import _compat
+from django_async_toolkit import _compat, lifecycle
+from django_async_toolkit._validation import is_seconds
 from django_async_toolkit.conf import conf
 from django_async_toolkit.management._shutdown import ShutdownGuard
-from django_async_toolkit.signals import drain_background, stop_background_loop
-from django_async_toolkit.sync import shutdown_blocking_pool
 
 __all__ = ["AsyncAppCommand", "AsyncBaseCommand", "AsyncLabelCommand", "acall_command"]
 
@@ -146,7 +144,7 @@ class AsyncBaseCommand(BaseCommand):
                     f"For a synchronous command, subclass Django's BaseCommand instead."
                 )
         timeout = cls.shutdown_timeout
-        if not _compat_is_positive_number(timeout):
+        if not is_seconds(timeout):
             raise TypeError(
                 f"{cls.__qualname__}.shutdown_timeout is {timeout!r}; it must be a number of "
                 f"seconds greater than 0."
@@ -267,14 +265,11 @@ class AsyncBaseCommand(BaseCommand):
         try:
             runner = asyncio.Runner(loop_factory=loop_factory)
             try:
-                output = runner.run(self._arun(executor, guard, args, options))
+                output = runner.run(self._arun(executor, guard, args, options, owns_process))
             finally:
                 runner.close()
                 if executor is not None:
                     executor.shutdown(wait=True)
-                if owns_process:
-                    stop_background_loop()
-                    shutdown_blocking_pool()
         except BaseException as exc:
             if guard is None or guard.signum is None:
                 raise
@@ -298,6 +293,7 @@ class AsyncBaseCommand(BaseCommand):
         guard: ShutdownGuard | None,
         args: tuple[Any, ...],
         options: dict[str, Any],
+        owns_process: bool,
     ) -> str | None:
         loop = asyncio.get_running_loop()
         context = (
@@ -313,19 +309,29 @@ class AsyncBaseCommand(BaseCommand):
                 return await task
             finally:
                 try:
-                    await self._acleanup(loop)
+                    await self._acleanup(loop, owns_process)
                 finally:
                     if guard is not None:
                         guard.detach()
 
-    async def _acleanup(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _acleanup(self, loop: asyncio.AbstractEventLoop, owns_process: bool) -> None:
+        """The toolkit's shutdown (see :mod:`.lifecycle`), with the command's stragglers.
+
+        The tasks ``handle`` left running are cancelled after the drain and before the
+        machinery stops; the process-wide machinery is stopped only by a command that owns the
+        process (run from the command line), otherwise only this command's thread's
+        connections are closed.
+        """
         try:
-            await drain_background(timeout=conf.DRAIN_TIMEOUT)
+            await lifecycle.drain_background_work()
         except TimeoutError as exc:
             self.stderr.write(f"Background signal dispatch did not finish: {exc}")
         finally:
             await _cancel_and_report_stragglers(loop)
-            await sync_to_async(connections.close_all)()
+            if owns_process:
+                await lifecycle.stop_machinery()
+            else:
+                await sync_to_async(connections.close_all)()
 
 
 def _async_base(cls: type) -> str:
@@ -333,15 +339,6 @@ def _async_base(cls: type) -> str:
         if issubclass(cls, base):
             return base.__name__
     return "AsyncBaseCommand"
-
-
-def _compat_is_positive_number(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
 
 
 class _ConcurrentItemsMixin(AsyncBaseCommand):
