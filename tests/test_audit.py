@@ -21,7 +21,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.dispatch import Signal
 from django.test import AsyncClient, AsyncRequestFactory, Client, RequestFactory, override_settings
 
-from django_async_toolkit import audit as audit_module
+from django_async_toolkit.audit import chain as audit_chain
 from django_async_toolkit.audit import (
     ProjectAudit,
     audit_middleware,
@@ -353,9 +353,9 @@ def test_stand_in_get_response_serves_nothing() -> None:
     # A middleware that calls get_response while it is built would get this error.
     _, _ = model_middleware(True, [mw.HYBRID])
     with pytest.raises(RuntimeError, match="serves no request"):
-        audit_module._sync_stub(None)
+        audit_chain._sync_stub(None)
     with pytest.raises(RuntimeError, match="serves no request"):
-        asyncio.run(audit_module._async_stub(None))
+        asyncio.run(audit_chain._async_stub(None))
 
 
 def test_signals_strong_dead_and_sourceless(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,10 +18,9 @@ from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 from django_async_toolkit.audit import (
-    BLOCKING_DETECTOR_MIDDLEWARE,
     Interfaces,
     async_unsafe_allowed,
-    middleware_entries_of,
+    blocking_detector_middleware_entries,
     model_middleware,
     served_interfaces,
     timeout_middleware_entries,
@@ -141,7 +140,7 @@ def _timeout_warnings(interfaces: Interfaces) -> list[CheckMessage]:
 def _blocking_detector_warnings(interfaces: Interfaces) -> list[CheckMessage]:
     return _without_asgi_warnings(
         interfaces,
-        middleware_entries_of(BLOCKING_DETECTOR_MIDDLEWARE),
+        blocking_detector_middleware_entries(),
         effect=(
             "Under WSGI there is no event loop to watch: the middleware passes requests "
             "through, detects nothing and adds no Server-Timing entry."

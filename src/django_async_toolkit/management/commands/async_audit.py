@@ -53,60 +53,70 @@ def _middleware_cell(report: MiddlewareReport, interface: str) -> str:
 
 def render_text(audit: ProjectAudit, interfaces: Sequence[str]) -> str:
     """The report a person reads: middleware, views, signals, then the worst request paths."""
+    lines = [
+        *_served_section(audit),
+        *_middleware_section(audit),
+        "",
+        *_views_section(audit),
+        "",
+        *_signals_section(audit),
+        "",
+        *_worst_paths(audit, interfaces),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _served_section(audit: ProjectAudit) -> list[str]:
     served = " and ".join(LABELS[name] for name in audit.interfaces.names)
     if not (audit.interfaces.asgi or audit.interfaces.explicit):
         served += ", not known to be served by ASGI"
-    lines = [
+    return [
         f"Served by {served} ({audit.interfaces.source}).",
         "A hop is one thread switch on a request: a sync_to_async or async_to_sync call.",
         "",
-        "Middleware, outermost first (mode Django runs it in, hops per request):",
     ]
-    if audit.middleware:
-        rows = [["", "kind", "ASGI", "WSGI"]]
-        for report in audit.middleware:
-            if report.used:
-                cells = [_middleware_cell(report, name) for name in INTERFACE_NAMES]
-            else:
-                cells = ["not used (MiddlewareNotUsed)", ""]
-            rows.append([report.path, report.kind, *cells])
-        rows.append(
-            ["chain", "", *[f"{'':<5} {audit.chains[name].hops}" for name in INTERFACE_NAMES]]
-        )
-        lines += _table(rows)
-        extras = ", ".join(
-            f"{LABELS[name]} +{audit.chains[name].template_response_hops}"
-            for name in INTERFACE_NAMES
-        )
-        errors = ", ".join(
-            f"{LABELS[name]} +{audit.chains[name].exception_hops}" for name in INTERFACE_NAMES
-        )
-        lines.append(f"  On a template response: {extras}.")
-        lines.append(f"  When a view raises and a process_exception answers: {errors}.")
-        if any(not layer.inspected for r in audit.middleware for layer in r.layers.values()):
-            lines.append("  * has a __call__ of its own: hops inside it are not counted.")
-    else:
-        lines.append("  (none)")
 
-    lines += ["", "Views (hops per request through the chain and the view):"]
-    if audit.views:
-        rows = [["", "", "", "ASGI", "WSGI"]]
-        for view in audit.views:
-            hops = view.as_dict(audit.chains)["hops"]
-            rows.append(
-                [
-                    "/" + view.route,
-                    "async" if view.is_async else "sync",
-                    view.view,
-                    str(hops["asgi"]),
-                    str(hops["wsgi"]),
-                ]
-            )
-        lines += _table(rows)
-    else:
-        lines.append("  (no URL pattern)")
 
-    lines += ["", "Signals (connected receivers):"]
+def _middleware_section(audit: ProjectAudit) -> list[str]:
+    lines = ["Middleware, outermost first (mode Django runs it in, hops per request):"]
+    if not audit.middleware:
+        return [*lines, "  (none)"]
+    rows = [["", "kind", "ASGI", "WSGI"]]
+    for report in audit.middleware:
+        if report.used:
+            cells = [_middleware_cell(report, name) for name in INTERFACE_NAMES]
+        else:
+            cells = ["not used (MiddlewareNotUsed)", ""]
+        rows.append([report.path, report.kind, *cells])
+    rows.append(["chain", "", *[f"{'':<5} {audit.chains[name].hops}" for name in INTERFACE_NAMES]])
+    lines += _table(rows)
+    extras = ", ".join(
+        f"{LABELS[name]} +{audit.chains[name].template_response_hops}" for name in INTERFACE_NAMES
+    )
+    errors = ", ".join(
+        f"{LABELS[name]} +{audit.chains[name].exception_hops}" for name in INTERFACE_NAMES
+    )
+    lines.append(f"  On a template response: {extras}.")
+    lines.append(f"  When a view raises and a process_exception answers: {errors}.")
+    if any(not layer.inspected for r in audit.middleware for layer in r.layers.values()):
+        lines.append("  * has a __call__ of its own: hops inside it are not counted.")
+    return lines
+
+
+def _views_section(audit: ProjectAudit) -> list[str]:
+    lines = ["Views (hops per request through the chain and the view):"]
+    if not audit.views:
+        return [*lines, "  (no URL pattern)"]
+    rows = [["", "", "", "ASGI", "WSGI"]]
+    for view in audit.views:
+        hops = view.as_dict(audit.chains)["hops"]
+        kind = "async" if view.is_async else "sync"
+        rows.append(["/" + view.route, kind, view.view, str(hops["asgi"]), str(hops["wsgi"])])
+    return lines + _table(rows)
+
+
+def _signals_section(audit: ProjectAudit) -> list[str]:
+    lines = ["Signals (connected receivers):"]
     for signal in audit.signals:
         lines.append(f"  {signal.signal}")
         for receiver in signal.receivers:
@@ -117,12 +127,15 @@ def render_text(audit: ProjectAudit, interfaces: Sequence[str]) -> str:
             lines.append(f"    {kind:<17} {receiver.receiver}{sender}")
     if not audit.signals:
         lines.append("  (none)")
+    return lines
 
-    lines.append("")
+
+def _worst_paths(audit: ProjectAudit, interfaces: Sequence[str]) -> list[str]:
+    lines = []
     for name in interfaces:
         worst = max(audit.paths([name]), key=lambda path: path.hops)
         lines.append(f"Most hops on a request path under {LABELS[name]}: {_describe(worst)}.")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _describe(path: PathHops) -> str:
