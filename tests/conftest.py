@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.http.response import HttpResponseBase
+from django.test import AsyncClient, Client
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -15,3 +20,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("postgres_only"):
             item.add_marker(skip)
+
+
+@pytest.fixture(params=["wsgi", "asgi"])
+def get(request: pytest.FixtureRequest) -> Callable[..., HttpResponseBase]:
+    """``client.get`` of Django's test client on the sync (WSGI) or the async (ASGI) path.
+
+    For a test whose two paths differ only in the client: on the async path the request goes
+    through Django's ASGI handler (``AsyncClient``) on an event loop of its own.
+    """
+    if request.param == "wsgi":
+        return Client().get
+    return async_to_sync(AsyncClient().get)

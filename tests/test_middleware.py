@@ -6,7 +6,7 @@ import asyncio
 import logging
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from django.test import AsyncClient, Client, RequestFactory
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from django_async_toolkit.middleware import AsyncMiddleware
+from tests.hanging import cancel_and_check, start_never_answering
 from tests.middleware_views import State
 
 pytestmark = pytest.mark.urls("tests.middleware_urls")
@@ -108,21 +109,11 @@ EXPECTED_ORDER = [
 
 
 @pytest.mark.parametrize("path", ["/sync/", "/async/"])
-def test_hooks_on_sync_path(client: Client, settings: SettingsWrapper, path: str) -> None:
-    use(settings, *HOOK_STACK)
-    response = client.get(path, {"id": "42"})
-    assert response.status_code == 200
-    assert response["X-Tag"] == "42"
-    assert response["X-Async-Tag"] == "42"
-    assert State.log == EXPECTED_ORDER
-
-
-@pytest.mark.parametrize("path", ["/sync/", "/async/"])
-async def test_hooks_on_async_path(
-    async_client: AsyncClient, settings: SettingsWrapper, path: str
+def test_hooks_on_both_paths(
+    get: Callable[..., HttpResponseBase], settings: SettingsWrapper, path: str
 ) -> None:
     use(settings, *HOOK_STACK)
-    response = await async_client.get(path, {"id": "42"})
+    response = get(path, {"id": "42"})
     assert response.status_code == 200
     assert response["X-Tag"] == "42"
     assert response["X-Async-Tag"] == "42"
@@ -194,27 +185,16 @@ class SyncOnlyMiddleware:
         return self.get_response(request)  # type: ignore[no-any-return]
 
 
+@pytest.mark.parametrize("view", ["/sync/", "/async/"])
 @pytest.mark.parametrize("query", [{"stop": "1"}, {}])
-def test_short_circuit_sync_path(
-    client: Client, settings: SettingsWrapper, query: dict[str, str]
+def test_short_circuit(
+    get: Callable[..., HttpResponseBase],
+    settings: SettingsWrapper,
+    query: dict[str, str],
+    view: str,
 ) -> None:
     use(settings, "ShortCircuitMiddleware")
-    response = client.get("/sync/", query)
-    assert response["X-Seen"] == "yes"
-    if query:
-        assert response.status_code == 403
-        assert State.log == []
-    else:
-        assert response.status_code == 200
-        assert State.log == ["view"]
-
-
-@pytest.mark.parametrize("query", [{"stop": "1"}, {}])
-async def test_short_circuit_async_path(
-    async_client: AsyncClient, settings: SettingsWrapper, query: dict[str, str]
-) -> None:
-    use(settings, "ShortCircuitMiddleware")
-    response = await async_client.get("/async/", query)
+    response = get(view, query)
     assert response["X-Seen"] == "yes"
     if query:
         assert response.status_code == 403
@@ -225,23 +205,11 @@ async def test_short_circuit_async_path(
 
 
 @pytest.mark.parametrize("middleware", ["ExceptionMiddleware", "AsyncExceptionMiddleware"])
-def test_process_exception_sync_path(
-    client: Client, settings: SettingsWrapper, middleware: str
+def test_process_exception(
+    get: Callable[..., HttpResponseBase], settings: SettingsWrapper, middleware: str
 ) -> None:
     use(settings, middleware)
-    response = client.get("/fail/")
-    assert response.status_code == 418
-    assert State.log == [
-        ("async " if middleware.startswith("Async") else "") + "process_exception view failed"
-    ]
-
-
-@pytest.mark.parametrize("middleware", ["ExceptionMiddleware", "AsyncExceptionMiddleware"])
-async def test_process_exception_async_path(
-    async_client: AsyncClient, settings: SettingsWrapper, middleware: str
-) -> None:
-    use(settings, middleware)
-    response = await async_client.get("/fail/")
+    response = get("/fail/")
     assert response.status_code == 418
     assert State.log == [
         ("async " if middleware.startswith("Async") else "") + "process_exception view failed"
@@ -371,19 +339,8 @@ class Cancellable(AsyncMiddleware):
 
 
 async def test_cancellation_propagates() -> None:
-    entered = asyncio.Event()
-
-    async def never_answers(request: HttpRequest) -> HttpResponse:
-        entered.set()
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    middleware = Cancellable(never_answers)
-    task = asyncio.ensure_future(middleware(RequestFactory().get("/")))  # type: ignore[arg-type]
-    await entered.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    task = await start_never_answering(Cancellable)
+    await cancel_and_check(task)
 
 
 async def test_cancellation_propagates_from_async_hook() -> None:

@@ -18,8 +18,9 @@ from django.http.response import HttpResponseBase
 from django.test import AsyncClient, Client, RequestFactory
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from django_async_toolkit.middleware import concurrency as mw
 from django_async_toolkit.middleware import ConcurrencyLimitMiddleware
+from django_async_toolkit.middleware import concurrency as mw
+from tests.hanging import cancel_and_check, start_never_answering
 from tests.middleware_views import State
 from tests.servers import serve_asgi
 
@@ -157,21 +158,9 @@ async def test_async_streaming_closed_early_releases(
 
 async def test_cancelled_request_releases_its_slot(settings: SettingsWrapper) -> None:
     settings.ASYNC_TOOLKIT_MAX_CONCURRENT_REQUESTS = 1
-    entered = asyncio.Event()
-
-    async def never_answers(request: HttpRequest) -> HttpResponse:
-        entered.set()
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    task = asyncio.ensure_future(
-        ConcurrencyLimitMiddleware(never_answers)(RequestFactory().get("/"))  # type: ignore[arg-type]
-    )
-    await entered.wait()
+    task = await start_never_answering(ConcurrencyLimitMiddleware)
     assert ConcurrencyLimitMiddleware.in_flight() == 1
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_and_check(task)
     assert ConcurrencyLimitMiddleware.in_flight() == 0
 
 

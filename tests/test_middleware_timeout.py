@@ -18,6 +18,7 @@ from django.views import View
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from django_async_toolkit.middleware import TimeoutMiddleware, request_timeout
+from tests.hanging import cancel_and_check, start_never_answering
 from tests.middleware_views import State
 from tests.servers import serve_asgi
 
@@ -126,20 +127,8 @@ def test_async_mode_process_view_is_a_coroutine_function() -> None:
 
 async def test_external_cancellation_is_not_a_504(settings: SettingsWrapper) -> None:
     settings.ASYNC_TOOLKIT_REQUEST_TIMEOUT = 30
-    entered = asyncio.Event()
-
-    async def never_answers(request: HttpRequest) -> HttpResponse:
-        entered.set()
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
-    task = asyncio.ensure_future(
-        TimeoutMiddleware(never_answers)(RequestFactory().get("/"))  # type: ignore[arg-type]
-    )
-    await entered.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    task = await start_never_answering(TimeoutMiddleware)
+    await cancel_and_check(task)
 
 
 async def test_a_timeout_error_of_its_own_propagates(settings: SettingsWrapper) -> None:
