@@ -13,6 +13,7 @@ urlpatterns = [
     path("template/", views.template_view),
     path("hang/", views.hanging_view),
     path("hang-sync/", views.hanging_sync_view),
+    path("stubborn/", views.stubborn_view),
     path("gated/", views.gated_view),
     path("gated-sync/", views.gated_sync_view),
     path("short-deadline/", views.short_deadline_view),

@@ -141,6 +141,18 @@ async def hanging_view(request: HttpRequest) -> HttpResponse:
         State.cleaned_up.set()
 
 
+async def stubborn_view(request: HttpRequest) -> HttpResponse:
+    """Catches its cancellation and goes on: waits at the gate, or returns at once (``?quick``)."""
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        State.log.append("cancelled, going on")
+        if "quick" not in request.GET:
+            await State.gate.pass_async()
+    State.cleaned_up.set()
+    return HttpResponse("late")
+
+
 def hanging_sync_view(request: HttpRequest) -> HttpResponse:
     State.started.set()
     try:

@@ -10,11 +10,13 @@ import contextvars
 import os
 import sys
 import weakref
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import django
 from asgiref.sync import AsyncToSync, SyncToAsync
+
+T = TypeVar("T")
 
 DJANGO_VERSION = django.VERSION[:2]
 
@@ -70,9 +72,18 @@ def is_async_to_sync_loop(loop: asyncio.AbstractEventLoop) -> bool:
     return loop in AsyncToSync.loop_thread_executors
 
 
+def _executor_has_thread(executor: object) -> bool:
+    """Whether a context's executor has a thread: a pooled one (``django_async_toolkit.workers``)
+    says so itself (it has one once it leased a worker); any other executor is a thread."""
+    has_thread = getattr(executor, "has_thread", None)
+    return True if has_thread is None else bool(has_thread)
+
+
 def thread_sensitive_context_has_thread(context: object) -> bool:
-    """Whether a ``ThreadSensitiveContext`` has started its own thread (done lazily by asgiref)."""
-    return context in SyncToAsync.context_to_thread_executor
+    """Whether a ``ThreadSensitiveContext`` has started its own thread (done lazily by asgiref),
+    or leased a pool worker."""
+    executor = SyncToAsync.context_to_thread_executor.get(context)  # type: ignore[call-overload]
+    return executor is not None and _executor_has_thread(executor)
 
 
 #: The ASGI handler's ``handle`` races the view against a disconnect listener in a TaskGroup
@@ -87,7 +98,9 @@ def thread_sensitive_thread_exists() -> bool:
 
     Inside a request of Django's ASGI handler (a fresh ``ThreadSensitiveContext``), asgiref creates
     the request's single-thread executor on the first thread-sensitive call, so this is ``False``
-    until the request has done sync work, and ``True`` afterwards.
+    until the request has done sync work, and ``True`` afterwards; the same holds for the
+    toolkit's pooled context, whose executor is registered up front and leases a worker on the
+    first call.
     It is also ``True`` when a parent ``async_to_sync`` thread would take the call, outside any
     thread-sensitive context (asgiref's process-wide thread), and when asgiref's internals are not
     the ones this reads: callers then take Django's own path, which is always correct.
@@ -104,7 +117,10 @@ def thread_sensitive_thread_exists() -> bool:
     if getattr(parent_executors, "current", None) is not None:
         return True
     context = context_var.get(None)
-    return context is None or context in context_executors
+    if context is None:
+        return True
+    executor = context_executors.get(context)
+    return executor is not None and _executor_has_thread(executor)
 
 
 #: ``BaseCommand.get_check_kwargs(options)`` exists (Django 5.2+); 4.2 builds the tags inline.
@@ -132,3 +148,30 @@ def after_fork_in_child(func: Callable[[], None]) -> None:
     register = getattr(os, "register_at_fork", None)
     if register is not None:
         register(after_in_child=func)
+
+
+def adopt_context(context: contextvars.Context) -> None:
+    """Copy the values of ``context`` into the current context.
+
+    What Django 6.1's ``Signal.asend`` does with the context its receivers shared, and what a task
+    that runs code on behalf of the current one does, so that the caller sees its changes.
+    """
+    for var, value in context.items():
+        try:
+            if var.get() is value:
+                continue
+        except LookupError:
+            pass
+        var.set(value)
+
+
+def start_task(coroutine: Coroutine[Any, Any, T], context: contextvars.Context) -> asyncio.Task[T]:
+    """A task for ``coroutine`` in ``context``; on Python 3.12+ it starts eagerly.
+
+    An eager task runs at once, up to its first suspension: one that finishes without
+    suspending is done on return, and never waited for the loop.
+    """
+    loop = asyncio.get_running_loop()
+    if EAGER_TASKS:
+        return asyncio.Task(coroutine, loop=loop, context=context, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+    return loop.create_task(coroutine, context=context)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
-from django_async_toolkit._validation import describe_value, is_seconds
+from django_async_toolkit import _compat
+from django_async_toolkit._validation import describe_value, is_seconds, qualname
 from django_async_toolkit.conf import conf
 from django_async_toolkit.middleware.base import AsyncMiddleware, GetResponse, _plain_response
 
@@ -100,7 +102,7 @@ def _view_timeout(view_func: object) -> float | None:
 class _Deadline:
     """One request's deadline: kept on the request, never on the middleware."""
 
-    __slots__ = ("loop", "started", "seconds", "timeout")
+    __slots__ = ("loop", "started", "seconds", "timeout", "view")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, started: float, seconds: float | None
@@ -108,11 +110,19 @@ class _Deadline:
         self.loop = loop
         self.started = started
         self.seconds = seconds
-        self.timeout = asyncio.timeout_at(None if seconds is None else started + seconds)
+        #: Entered once the rest of the stack has suspended (an eager start may run
+        #: ``process_view``, which changes the deadline, before that).
+        self.timeout: asyncio.Timeout | None = None
+        #: The view that serves the request, once ``process_view`` has seen it.
+        self.view: object = None
+
+    def when(self) -> float | None:
+        return None if self.seconds is None else self.started + self.seconds
 
     def change(self, seconds: float | None) -> None:
         self.seconds = seconds
-        self.timeout.reschedule(None if seconds is None else self.started + seconds)
+        if self.timeout is not None:
+            self.timeout.reschedule(self.when())
 
 
 class TimeoutMiddleware(AsyncMiddleware):
@@ -122,8 +132,10 @@ class TimeoutMiddleware(AsyncMiddleware):
     off), or the view's own, given with :func:`request_timeout`; it counts from when the request
     enters this middleware.
     Past it, the task running the rest of the stack is cancelled, so the view's ``finally`` blocks
-    run; the client gets a plain-text 504 and a warning naming the path and the time is logged on
-    ``django_async_toolkit.middleware``.
+    run (for at most :attr:`cancel_grace` seconds); the client gets a plain-text 504 and a warning
+    naming the path and the time is logged on ``django_async_toolkit.middleware``.
+    The deadline holds whatever the view does: one that catches its cancellation and goes on
+    still gets its client a 504 once the grace has passed, and is named in a second warning.
     A sync view (run in a thread by Django) cannot be interrupted: the client still gets the 504
     on time, and the thread finishes the view in the background.
     Only the production of the response is timed: a streaming response's body is not cut.
@@ -132,6 +144,11 @@ class TimeoutMiddleware(AsyncMiddleware):
     requests through untouched, and a system check warns about a WSGI-only project.
     Place it high in ``MIDDLEWARE`` so that the deadline covers the middleware below it.
     """
+
+    #: Seconds the cancelled view is given to clean up (its ``finally`` blocks) before the 504
+    #: goes out; a view that is still running then, or that returned instead of letting its
+    #: cancellation propagate, is named in a warning.
+    cancel_grace: ClassVar[float] = 1.0
 
     def __init__(self, get_response: GetResponse) -> None:
         super().__init__(get_response)
@@ -146,11 +163,12 @@ class TimeoutMiddleware(AsyncMiddleware):
         view_args: tuple[Any, ...],
         view_kwargs: dict[str, Any],
     ) -> None:
-        seconds = _view_timeout(view_func)
-        if seconds is _NO_OVERRIDE:
-            return
         deadline: _Deadline | None = getattr(request, _DEADLINE_ATTR, None)
         if deadline is None:
+            return
+        deadline.view = view_func
+        seconds = _view_timeout(view_func)
+        if seconds is _NO_OVERRIDE:
             return
         if deadline.loop is asyncio.get_running_loop():
             deadline.change(seconds)
@@ -161,12 +179,38 @@ class TimeoutMiddleware(AsyncMiddleware):
         loop = asyncio.get_running_loop()
         deadline = _Deadline(loop, loop.time(), conf.REQUEST_TIMEOUT)
         setattr(request, _DEADLINE_ATTR, deadline)
+        # The rest of the stack runs in a task of its own, so that the deadline holds even for
+        # a view that catches its cancellation and goes on; it shares a copy of this context,
+        # whose changes are adopted here (as if it had run in this task).
+        context = contextvars.copy_context()
+        inner = _compat.start_task(super().__acall__(request), context)
         try:
-            async with deadline.timeout:
-                return await super().__acall__(request)
+            if not inner.done():  # (an eager task may be done already)
+                deadline.timeout = asyncio.timeout_at(deadline.when())
+                async with deadline.timeout:
+                    await asyncio.shield(inner)
         except TimeoutError:
-            if not deadline.timeout.expired():
+            if deadline.timeout is None or not deadline.timeout.expired():
                 raise
+        except asyncio.CancelledError:
+            # Cancelled from outside (the client went away): so is the rest of the stack, and
+            # its cleanup runs before the cancellation goes on up.
+            inner.cancel()
+            await asyncio.wait({inner}, timeout=self.cancel_grace)
+            _keep_until_done(inner)
+            raise
+        else:
+            _compat.adopt_context(context)
+            return inner.result()
+        return await self._time_out(request, deadline, inner)
+
+    async def _time_out(
+        self, request: HttpRequest, deadline: _Deadline, inner: asyncio.Task[HttpResponseBase]
+    ) -> HttpResponseBase:
+        """Cancel the rest of the stack, give it ``cancel_grace`` to clean up, answer 504."""
+        inner.cancel()
+        await asyncio.wait({inner}, timeout=self.cancel_grace)
+        loop = deadline.loop
         elapsed = loop.time() - deadline.started
         seconds = cast(float, deadline.seconds)
         logger.warning(
@@ -177,6 +221,20 @@ class TimeoutMiddleware(AsyncMiddleware):
             seconds,
             extra={"request": request, "status_code": 504},
         )
+        if not inner.done() or not inner.cancelled():
+            view = qualname(deadline.view) if deadline.view is not None else "The view"
+            still = "is still running" if not inner.done() else "returned anyway"
+            logger.warning(
+                "%s ignored its cancellation at the deadline of %s %s: it %s after a grace of "
+                "%g s. Let asyncio.CancelledError propagate (re-raise it after cleaning up).",
+                view,
+                request.method,
+                request.path,
+                still,
+                self.cancel_grace,
+                extra={"request": request, "status_code": 504},
+            )
+            _keep_until_done(inner)
         return self.timeout_response(request, seconds)
 
     def timeout_response(self, request: HttpRequest, seconds: float) -> HttpResponseBase:
@@ -184,4 +242,27 @@ class TimeoutMiddleware(AsyncMiddleware):
         return _plain_response(
             f"Gateway Timeout: the server did not answer within {seconds:g} seconds.\n",
             status=504,
+        )
+
+
+#: Requests' tasks that outlived their middleware (a view that ignored its cancellation): held
+#: until they end, so that they are not garbage-collected mid-run (the loop holds tasks weakly).
+_outliving: set[asyncio.Task[Any]] = set()
+
+
+def _keep_until_done(task: asyncio.Task[Any]) -> None:
+    if task.done():
+        _retrieve(task)
+        return
+    _outliving.add(task)
+    task.add_done_callback(_outliving.discard)
+    task.add_done_callback(_retrieve)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error(
+            "A timed-out request's view failed after its 504 was sent: %r",
+            task.exception(),
+            exc_info=task.exception(),
         )

@@ -76,17 +76,6 @@ def _log_failure(receiver: Receiver, error: BaseException, sender: object) -> No
     )
 
 
-def _restore_context(context: contextvars.Context) -> None:
-    """Copy the values of ``context`` into the current context (what Django 6.1 does)."""
-    for var, value in context.items():
-        try:
-            if var.get() is value:
-                continue
-        except LookupError:
-            pass
-        var.set(value)
-
-
 # --- Dispatch -----------------------------------------------------------------------------------
 
 
@@ -220,7 +209,7 @@ class _Dispatch:
                     )
                 )
             return done
-        _restore_context(context)
+        _compat.adopt_context(context)
         return hop.result()
 
     def _late_failure(self, receivers: list[Receiver], hop: asyncio.Task[Responses]) -> None:
@@ -278,7 +267,7 @@ class _Dispatch:
                 raise errors.exceptions[0]  # noqa: B904 - raised as Django 6.1 raises it
             raise
         finally:
-            _restore_context(context)
+            _compat.adopt_context(context)
         return results
 
 
