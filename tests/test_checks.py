@@ -16,6 +16,7 @@ from django_async_toolkit.checks import (
     check_async_unsafe,
     check_event_loop,
     check_middleware,
+    check_model_signal_receivers,
     check_settings,
 )
 from django_async_toolkit.middleware import BlockingDetectorMiddleware, TimeoutMiddleware
@@ -284,6 +285,7 @@ TRIGGERS: dict[str, dict[str, Any]] = {
     "async_toolkit.W004": {"ASYNC_TOOLKIT_INTERFACE": "wsgi", "MIDDLEWARE": [DETECTOR]},
     "async_toolkit.E002": {"ASYNC_TOOLKIT_EVENT_LOOP": "uvloop"},
     "async_toolkit.E003": {"ASYNC_TOOLKIT_INTERFACE": "asgi", "MIDDLEWARE": ["tests.nowhere.X"]},
+    "async_toolkit.W005": {"ASYNC_TOOLKIT_INTERFACE": "asgi", "MIDDLEWARE": [TIMEOUT, SYNC_ONLY]},
 }
 
 
@@ -304,3 +306,92 @@ def test_registered_reported_by_manage_py_check_and_silenceable(check_id: str) -
             call_command("check", fail_level="WARNING")
     with override_settings(**TRIGGERS[check_id], SILENCED_SYSTEM_CHECKS=[*others, check_id]):
         call_command("check", fail_level="WARNING", stdout=io.StringIO())
+
+
+# --- W005: the timeout or the detector made sync by a sync-only middleware below it ------------
+
+
+@pytest.mark.parametrize(
+    ("middleware", "lost"),
+    [(TIMEOUT, "requests are never cancelled at their deadline"), (DETECTOR, "not started")],
+)
+def test_w005_sync_only_middleware_below_makes_it_sync(middleware: str, lost: str) -> None:
+    with override_settings(
+        ASYNC_TOOLKIT_INTERFACE="asgi",
+        MIDDLEWARE=[middleware, "tests.audit_middleware.Hybrid", SYNC_ONLY],
+    ):
+        warnings = [w for w in check_middleware() if w.id == "async_toolkit.W005"]
+    (warning,) = warnings
+    assert warning.obj == middleware
+    assert f"{middleware} runs in sync mode under ASGI" in warning.msg
+    assert f"the sync-only middleware {SYNC_ONLY} below it" in warning.msg
+    assert lost in warning.msg
+    assert warning.hint is not None and f"move {middleware} below it" in warning.hint
+
+
+@pytest.mark.parametrize(
+    "middleware",
+    [
+        [SYNC_ONLY, TIMEOUT, DETECTOR],  # the sync-only middleware is above: no harm
+        [TIMEOUT, DETECTOR, "tests.audit_middleware.Hybrid"],
+    ],
+)
+def test_w005_not_when_nothing_below_is_sync_only(middleware: list[str]) -> None:
+    with override_settings(ASYNC_TOOLKIT_INTERFACE="asgi", MIDDLEWARE=middleware):
+        assert "async_toolkit.W005" not in ids(check_middleware())
+
+
+@override_settings(ASYNC_TOOLKIT_INTERFACE="wsgi", MIDDLEWARE=[TIMEOUT, SYNC_ONLY])
+def test_w005_is_for_asgi_only() -> None:
+    assert "async_toolkit.W005" not in ids(check_middleware())
+
+
+# --- W006: an async receiver on a model signal -----------------------------------------------
+
+
+async def async_audit_receiver(sender: object, **kwargs: Any) -> None: ...
+
+
+def test_w006_async_receiver_on_a_model_signal() -> None:
+    from django.db.models.signals import post_delete, post_save
+
+    from tests.models import Item
+
+    post_save.connect(async_audit_receiver, sender=Item)
+    post_delete.connect(async_audit_receiver)
+    try:
+        warnings = check_model_signal_receivers()
+    finally:
+        post_save.disconnect(async_audit_receiver, sender=Item)
+        post_delete.disconnect(async_audit_receiver)
+    assert ids(warnings) == ["async_toolkit.W006", "async_toolkit.W006"]
+    by_signal = {w.msg.split(" receiver of ")[1].split(":")[0]: w for w in warnings}
+    name = "tests.test_checks.async_audit_receiver"
+    assert by_signal["post_save"].obj == name
+    assert by_signal["post_save"].msg.startswith(f"{name} is an 'async def' receiver of post_save")
+    assert "every save waits for it" in by_signal["post_save"].msg
+    assert "every post delete waits for it" in by_signal["post_delete"].msg
+    hint = by_signal["post_save"].hint
+    assert hint is not None and "background_receiver(post_save, ...)" in hint
+
+
+def test_w006_not_for_background_or_sync_receivers_or_other_signals() -> None:
+    from django.core.signals import request_finished
+    from django.db.models.signals import post_save
+
+    from django_async_toolkit.signals import background_receiver
+
+    def sync_receiver(sender: object, **kwargs: Any) -> None: ...
+
+    async def in_background(sender: object, **kwargs: Any) -> None: ...
+
+    background_receiver(post_save)(in_background)
+    post_save.connect(sync_receiver)
+    request_finished.connect(async_audit_receiver)
+    try:
+        assert check_model_signal_receivers() == []
+    finally:
+        post_save.disconnect(sync_receiver)
+        request_finished.disconnect(async_audit_receiver)
+        for receiver in getattr(in_background, "_async_toolkit_background_dispatchers", []):
+            post_save.disconnect(receiver)

@@ -20,6 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django_async_toolkit.audit import (
     Interfaces,
     async_unsafe_allowed,
+    audit_signals,
     blocking_detector_middleware_entries,
     model_middleware,
     served_interfaces,
@@ -150,12 +151,54 @@ def _blocking_detector_warnings(interfaces: Interfaces) -> list[CheckMessage]:
     )
 
 
+#: What W005 says each middleware loses when a sync-only middleware below it makes it sync.
+_LOST_IN_SYNC_MODE = {
+    "timeout": (
+        "requests are never cancelled at their deadline (a view that overruns "
+        "ASYNC_TOOLKIT_REQUEST_TIMEOUT gets no 504)"
+    ),
+    "detector": (
+        "the blocking detector is not started by requests and adds no Server-Timing entry "
+        "(nothing is watched unless ASYNC_TOOLKIT_BLOCKING_DETECTOR starts it at lifespan "
+        "startup)"
+    ),
+}
+
+
+def _made_sync_warnings() -> list[CheckMessage]:
+    """``W005``: a sync-only middleware below Timeout/BlockingDetector makes them run sync."""
+    entries, _ = model_middleware(is_async=True)
+    watched = dict.fromkeys(timeout_middleware_entries(), "timeout")
+    watched.update(dict.fromkeys(blocking_detector_middleware_entries(), "detector"))
+    warnings: list[CheckMessage] = []
+    for index, (path, _, layer) in enumerate(entries):
+        if path not in watched or layer is None or layer.mode == "async":
+            continue
+        below = [p for p, kind, lower in entries[index + 1 :] if kind == "sync" and lower]
+        culprits = ", ".join(below) or "a middleware below it"
+        warnings.append(
+            Warning(
+                f"{path} runs in sync mode under ASGI, because the sync-only middleware "
+                f"{culprits} below it in MIDDLEWARE makes the rest of the chain sync: "
+                f"{_LOST_IN_SYNC_MODE[watched[path]]}.",
+                hint=(
+                    f"Make {culprits} async-capable (see django_async_toolkit.middleware."
+                    f"AsyncMiddleware), or move {path} below it in MIDDLEWARE."
+                ),
+                obj=path,
+                id="async_toolkit.W005",
+            )
+        )
+    return warnings
+
+
 @register()
 def check_middleware(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """``W001``: sync-only middleware under ASGI; ``W003``/``W004``: ``TimeoutMiddleware``/
-    ``BlockingDetectorMiddleware`` in a project not served by ASGI.
+    ``BlockingDetectorMiddleware`` in a project not served by ASGI; ``W005``: either of them
+    made sync under ASGI by a sync-only middleware below it.
 
     ``E003``: a ``MIDDLEWARE`` entry that cannot be loaded (Django's handler would fail on it).
     """
@@ -164,7 +207,7 @@ def check_middleware(
         return []
     try:
         if interfaces.asgi:
-            return _sync_only_warnings(interfaces)
+            return _sync_only_warnings(interfaces) + _made_sync_warnings()
         return _timeout_warnings(interfaces) + _blocking_detector_warnings(interfaces)
     except ImproperlyConfigured as exc:
         return [
@@ -217,3 +260,49 @@ def check_event_loop(
             id="async_toolkit.E002",
         )
     ]
+
+
+#: Django's model signals: sent synchronously, also from ``asave()`` and ``adelete()``.
+MODEL_SIGNALS = tuple(
+    f"django.db.models.signals.{name}"
+    for name in (
+        "pre_init",
+        "post_init",
+        "pre_save",
+        "post_save",
+        "pre_delete",
+        "post_delete",
+        "m2m_changed",
+    )
+)
+
+
+@register()
+def check_model_signal_receivers(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """``W006``: an ``async def`` receiver on a model signal makes every save wait for it."""
+    warnings: list[CheckMessage] = []
+    for signal in audit_signals():
+        if signal.signal not in MODEL_SIGNALS:
+            continue
+        for receiver in signal.receivers:
+            if not receiver.is_async or receiver.background:
+                continue
+            short = signal.signal.rsplit(".", 1)[1]
+            warnings.append(
+                Warning(
+                    f"{receiver.receiver} is an 'async def' receiver of {short}: model signals "
+                    "are sent synchronously (also from asave() and adelete()), so every "
+                    f"{'save' if 'save' in short else short.replace('_', ' ')} waits for it "
+                    "to finish, on a thread of its own.",
+                    hint=(
+                        "Connect it with @django_async_toolkit.signals.background_receiver("
+                        f"{short}, ...) so that senders do not wait (on_commit=True to run it "
+                        "only after the transaction commits), or make it a plain def receiver."
+                    ),
+                    obj=receiver.receiver,
+                    id="async_toolkit.W006",
+                )
+            )
+    return warnings
