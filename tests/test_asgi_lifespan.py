@@ -164,3 +164,26 @@ async def test_shutdown_closes_the_process_wide_threads_connections(
 async def test_unexpected_lifespan_message() -> None:
     with pytest.raises(ValueError, match="Unexpected ASGI lifespan message type 'lifespan.bogus'"):
         await run_lifespan(ASGIHandler(), "lifespan.bogus")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("ASYNC_TOOLKIT_REQUEST_TIMEOUT", "10"), ("ASYNC_TOOLKIT_BLOCKING_WORKERS", 10**9)],
+)
+async def test_startup_validates_every_setting(name: str, value: object) -> None:
+    """Not only the settings start-up uses: a bad timeout would fail every request instead."""
+    with override_settings(**{name: value}):
+        sent = await run_lifespan(ASGIHandler(), "lifespan.startup")
+    (failed,) = sent
+    assert failed["type"] == "lifespan.startup.failed"
+    assert failed["message"].startswith(f"ImproperlyConfigured: {name} is {value!r}; it must be")
+
+
+async def test_startup_warns_about_an_unknown_setting(caplog: pytest.LogCaptureFixture) -> None:
+    with (
+        override_settings(ASYNC_TOOLKIT_REQEST_TIMEOUT=5),
+        caplog.at_level(logging.WARNING, logger="django_async_toolkit"),
+    ):
+        sent = await run_lifespan(ASGIHandler(), "lifespan.startup", "lifespan.shutdown")
+    assert sent[0] == {"type": "lifespan.startup.complete"}
+    assert "Did you mean ASYNC_TOOLKIT_REQUEST_TIMEOUT?" in caplog.text

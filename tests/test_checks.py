@@ -17,6 +17,7 @@ from django_async_toolkit.checks import (
     check_event_loop,
     check_middleware,
     check_model_signal_receivers,
+    check_unknown_settings,
     check_settings,
 )
 from django_async_toolkit.middleware import BlockingDetectorMiddleware, TimeoutMiddleware
@@ -286,6 +287,7 @@ TRIGGERS: dict[str, dict[str, Any]] = {
     "async_toolkit.E002": {"ASYNC_TOOLKIT_EVENT_LOOP": "uvloop"},
     "async_toolkit.E003": {"ASYNC_TOOLKIT_INTERFACE": "asgi", "MIDDLEWARE": ["tests.nowhere.X"]},
     "async_toolkit.W005": {"ASYNC_TOOLKIT_INTERFACE": "asgi", "MIDDLEWARE": [TIMEOUT, SYNC_ONLY]},
+    "async_toolkit.W007": {"ASYNC_TOOLKIT_REQUST_TIMEOUT": 5},
 }
 
 
@@ -395,3 +397,26 @@ def test_w006_not_for_background_or_sync_receivers_or_other_signals() -> None:
         request_finished.disconnect(async_audit_receiver)
         for receiver in getattr(in_background, "_async_toolkit_background_dispatchers", []):
             post_save.disconnect(receiver)
+
+
+# --- W007: an ASYNC_TOOLKIT_* name that is no setting ---------------------------------------
+
+
+@override_settings(ASYNC_TOOLKIT_REQUST_TIMEOUT=5, ASYNC_TOOLKIT_NOTHING_LIKE_IT=1)
+def test_w007_unknown_setting_with_the_closest_real_name() -> None:
+    warnings = check_unknown_settings()
+    assert ids(warnings) == ["async_toolkit.W007", "async_toolkit.W007"]
+    nothing, typo = warnings
+    assert typo.obj == "ASYNC_TOOLKIT_REQUST_TIMEOUT"
+    assert typo.msg == (
+        "ASYNC_TOOLKIT_REQUST_TIMEOUT is not a setting of django-async-toolkit: it has no "
+        "effect. Did you mean ASYNC_TOOLKIT_REQUEST_TIMEOUT?"
+    )
+    assert typo.hint == "Rename it to ASYNC_TOOLKIT_REQUEST_TIMEOUT."
+    assert nothing.obj == "ASYNC_TOOLKIT_NOTHING_LIKE_IT"
+    assert "Did you mean" not in nothing.msg
+
+
+def test_w007_quiet_for_real_settings() -> None:
+    with override_settings(ASYNC_TOOLKIT_REQUEST_TIMEOUT=5, ASYNC_TOOLKIT_DRAIN_TIMEOUT=None):
+        assert check_unknown_settings() == []

@@ -81,3 +81,20 @@ def test_valid_values(name: str, value: object) -> None:
 def test_every_setting_has_a_property() -> None:
     for name in SETTINGS:
         assert isinstance(getattr(type(conf), name), property)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("BLOCKING_WORKERS", 10**9),
+        ("SYNC_WORKERS", 10**6),
+        ("REQUEST_TIMEOUT", 10**7),
+        ("DRAIN_TIMEOUT", 10**7),
+    ],
+)
+def test_absurd_values_are_errors(name: str, value: object) -> None:
+    setting = SETTINGS[name]
+    assert not setting.valid(value)
+    with override_settings(**{setting.full_name: value}):
+        with pytest.raises(ImproperlyConfigured, match=setting.full_name):
+            getattr(conf, name)

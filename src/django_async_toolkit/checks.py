@@ -27,7 +27,12 @@ from django_async_toolkit.audit import (
     timeout_middleware_entries,
     uvloop_installed,
 )
-from django_async_toolkit.conf import describe_problem, invalid_settings
+from django_async_toolkit.conf import (
+    describe_problem,
+    invalid_settings,
+    unknown_setting_message,
+    unknown_settings,
+)
 
 
 @register()
@@ -42,6 +47,24 @@ def check_settings(
             id="async_toolkit.E001",
         )
         for setting, value in invalid_settings()
+    ]
+
+
+@register()
+def check_unknown_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """``async_toolkit.W007``: an ``ASYNC_TOOLKIT_*`` name the toolkit does not know (a typo)."""
+    return [
+        Warning(
+            unknown_setting_message(name, close),
+            hint=(
+                f"Rename it to {close}." if close else "Remove it; docs/settings.rst lists them."
+            ),
+            obj=name,
+            id="async_toolkit.W007",
+        )
+        for name, close in unknown_settings()
     ]
 
 

@@ -12,6 +12,8 @@ it): a number of seconds here is what it is for every function of the toolkit.
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,15 +30,37 @@ EVENT_LOOPS = ("asyncio", "uvloop")
 INTERFACES = ("asgi", "wsgi", "both")
 
 
+def _tasks_installed() -> bool:
+    """Whether Django Tasks is importable: ``django.tasks`` (6.0+) or the backport."""
+    return any(importlib.util.find_spec(name) for name in ("django.tasks", "django_tasks"))
+
+
+def _tasks_alias(value: object) -> bool:
+    if not isinstance(value, str) or not _tasks_installed():
+        return False
+    # Without a TASKS setting, Django Tasks has one backend: "default" (the immediate one).
+    return value in getattr(settings, "TASKS", {"default": None})
+
+
+#: Upper bounds past which a value is a mistake, not a choice (``BLOCKING_WORKERS = 10**9``
+#: would try to start a billion threads).
+MAX_THREADS = 1024
+MAX_SECONDS = 24 * 3600.0
+
+
 def _positive_seconds(value: object) -> bool:
-    return is_seconds(value)
+    return is_seconds(value) and value <= MAX_SECONDS  # type: ignore[operator]
 
 
 def _non_negative_seconds(value: object) -> bool:
-    return is_seconds(value, zero=True)
+    return is_seconds(value, zero=True) and value <= MAX_SECONDS  # type: ignore[operator]
 
 
 _positive_int = is_positive_int
+
+
+def _thread_count(value: object) -> bool:
+    return is_positive_int(value) and value <= MAX_THREADS  # type: ignore[operator]
 
 
 def _optional(check: Callable[[object], bool]) -> Callable[[object], bool]:
@@ -76,7 +100,8 @@ SETTINGS: dict[str, Setting] = {
             "REQUEST_TIMEOUT",
             lambda: None,
             _optional(_positive_seconds),
-            "a number of seconds greater than 0, or None to disable the timeout",
+            "a number of seconds greater than 0 and at most a day (86400), or None to disable "
+            "the timeout",
         ),
         Setting(
             "MAX_CONCURRENT_REQUESTS",
@@ -88,7 +113,7 @@ SETTINGS: dict[str, Setting] = {
             "CONCURRENCY_WAIT",
             lambda: 0.1,
             _non_negative_seconds,
-            "a number of seconds of at least 0 (how long a request may wait for a slot)",
+            "a number of seconds from 0 to 86400 (how long a request may wait for a slot)",
         ),
         Setting(
             "RETRY_AFTER",
@@ -106,7 +131,8 @@ SETTINGS: dict[str, Setting] = {
             "BLOCKING_THRESHOLD",
             lambda: 0.1,
             _positive_seconds,
-            "a number of seconds greater than 0 (how long a stall must last to be reported)",
+            "a number of seconds greater than 0 and at most 86400 (how long a stall must last "
+            "to be reported)",
         ),
         Setting(
             "SERVER_TIMING",
@@ -123,20 +149,41 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "BLOCKING_WORKERS",
             _default_blocking_workers,
-            _positive_int,
-            "an integer of at least 1 (threads in the run_blocking() pool)",
+            _thread_count,
+            f"an integer from 1 to {MAX_THREADS} (threads in the run_blocking() pool)",
+        ),
+        Setting(
+            "SYNC_WORKERS",
+            lambda: 8,
+            _optional(_thread_count),
+            f"an integer from 1 to {MAX_THREADS} (reused threads for the sync work of requests), "
+            "or None for Django's thread per request",
         ),
         Setting(
             "DRAIN_TIMEOUT",
             lambda: 10.0,
             _optional(_positive_seconds),
-            "a number of seconds greater than 0, or None to wait without limit",
+            "a number of seconds greater than 0 and at most 86400, or None to wait without limit",
         ),
         Setting(
             "INTERFACE",
             lambda: None,
             _optional(_one_of(INTERFACES)),
             "'asgi', 'wsgi', 'both', or None to infer it from ASGI_APPLICATION/WSGI_APPLICATION",
+        ),
+        Setting(
+            "INLINE_DJANGO_MIDDLEWARE",
+            lambda: True,
+            _is_bool,
+            "True or False (serve Django's own middleware without thread hops under ASGI)",
+        ),
+        Setting(
+            "BACKGROUND_TASKS",
+            lambda: None,
+            _optional(_tasks_alias),
+            "None, or the alias of a backend of the TASKS setting, with Django Tasks installed "
+            "(built into Django 6.0+; on Django 4.2/5.2: pip install "
+            "'django-async-toolkit[tasks]' and add 'django_tasks' to INSTALLED_APPS)",
         ),
     ]
 }
@@ -145,6 +192,25 @@ SETTINGS: dict[str, Setting] = {
 def describe_problem(setting: Setting, value: object) -> str:
     """The sentence that the check and the error share for an invalid value."""
     return f"{setting.full_name} is {value!r}; it must be {setting.allowed}."
+
+
+def unknown_settings() -> list[tuple[str, str | None]]:
+    """Each ``ASYNC_TOOLKIT_*`` name in the settings that is not one of the toolkit's settings.
+
+    With it, the closest real name (a typo's likely intent), or ``None``.
+    """
+    unknown = []
+    for name in sorted(dir(settings)):
+        if name.startswith(PREFIX) and name[len(PREFIX) :] not in SETTINGS:
+            close = difflib.get_close_matches(name[len(PREFIX) :], SETTINGS, n=1, cutoff=0.75)
+            unknown.append((name, PREFIX + close[0] if close else None))
+    return unknown
+
+
+def unknown_setting_message(name: str, close: str | None) -> str:
+    """The sentence that the W007 check and the lifespan's log share for an unknown name."""
+    guess = f" Did you mean {close}?" if close else ""
+    return f"{name} is not a setting of django-async-toolkit: it has no effect.{guess}"
 
 
 def invalid_settings() -> list[tuple[Setting, object]]:
@@ -207,12 +273,24 @@ class Conf:
         return self._get("BLOCKING_WORKERS")  # type: ignore[no-any-return]
 
     @property
+    def SYNC_WORKERS(self) -> int | None:
+        return self._get("SYNC_WORKERS")  # type: ignore[no-any-return]
+
+    @property
     def DRAIN_TIMEOUT(self) -> float | None:
         return self._get("DRAIN_TIMEOUT")  # type: ignore[no-any-return]
 
     @property
     def INTERFACE(self) -> str | None:
         return self._get("INTERFACE")  # type: ignore[no-any-return]
+
+    @property
+    def INLINE_DJANGO_MIDDLEWARE(self) -> bool:
+        return self._get("INLINE_DJANGO_MIDDLEWARE")  # type: ignore[no-any-return]
+
+    @property
+    def BACKGROUND_TASKS(self) -> str | None:
+        return self._get("BACKGROUND_TASKS")  # type: ignore[no-any-return]
 
 
 conf = Conf()
