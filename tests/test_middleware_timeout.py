@@ -292,3 +292,41 @@ def test_real_server_sync_view_gets_504_and_finishes_later(settings: SettingsWra
         assert not State.cleaned_up.is_set()
         State.gate.open()
         assert State.cleaned_up.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("middleware", "loses"),
+    [
+        (TIMEOUT, "no request is cancelled at its deadline"),
+        ("django_async_toolkit.middleware.BlockingDetectorMiddleware", "detects nothing"),
+    ],
+)
+def test_sync_mode_is_said_once_at_the_first_request(
+    client: Client,
+    settings: SettingsWrapper,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    middleware: str,
+    loses: str,
+) -> None:
+    from django_async_toolkit.middleware import base
+
+    monkeypatch.setattr(base, "_noted_sync_mode", set())
+    settings.MIDDLEWARE = [middleware]
+    settings.ASYNC_TOOLKIT_REQUEST_TIMEOUT = 30
+    with caplog.at_level(logging.WARNING, logger="django_async_toolkit.middleware"):
+        assert client.get("/sync/", {"id": "1"}).status_code == 200
+        assert client.get("/sync/", {"id": "2"}).status_code == 200
+    (record,) = [r for r in caplog.records if r.name == "django_async_toolkit.middleware"]
+    name = middleware.rsplit(".", 1)[1]
+    assert f"{name} is serving requests in sync mode" in record.getMessage()
+    assert loses in record.getMessage()
+
+
+async def test_async_mode_says_nothing(
+    async_client: AsyncClient, settings: SettingsWrapper, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.ASYNC_TOOLKIT_REQUEST_TIMEOUT = 30
+    with caplog.at_level(logging.WARNING, logger="django_async_toolkit.middleware"):
+        assert (await async_client.get("/async/", {"id": "1"})).status_code == 200
+    assert not [r for r in caplog.records if "sync mode" in r.getMessage()]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import types
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, NamedTuple, cast
@@ -18,6 +19,8 @@ from django.http.response import HttpResponseBase
 from django_async_toolkit._validation import describe_value, qualname
 
 __all__ = ["AsyncMiddleware", "GetResponse"]
+
+logger = logging.getLogger("django_async_toolkit.middleware")
 
 GetResponse = Callable[[HttpRequest], "HttpResponseBase | Awaitable[HttpResponseBase]"]
 """The next layer of the stack, as Django passes it to a middleware: sync or async."""
@@ -61,6 +64,11 @@ class AsyncMiddleware:
     instance serves every request, many of them at once under ASGI.
     Streaming responses pass through untouched, and ``asyncio.CancelledError`` propagates.
     """
+
+    #: For a middleware whose work needs async mode: what is lost in sync mode (WSGI,
+    #: runserver, or below a sync-only middleware under ASGI), said once in the log at the first
+    #: request served that way.
+    sync_mode_loses: ClassVar[str | None] = None
 
     sync_capable: ClassVar[bool] = True
     async_capable: ClassVar[bool] = True
@@ -144,6 +152,8 @@ class AsyncMiddleware:
         """Handle one request: in async mode, return the coroutine of :meth:`__acall__`."""
         if self.async_mode:
             return self.__acall__(request)
+        if self.sync_mode_loses is not None:
+            _note_sync_mode(type(self), self.sync_mode_loses)
         response = None
         hook = self._request_hook
         if hook is not None:
@@ -183,3 +193,18 @@ class AsyncMiddleware:
 
 def _plain_response(text: str, status: int) -> HttpResponse:
     return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
+
+
+_noted_sync_mode: set[type] = set()
+
+
+def _note_sync_mode(cls: type, loses: str) -> None:
+    if cls in _noted_sync_mode:
+        return
+    _noted_sync_mode.add(cls)
+    logger.warning(
+        "%s is serving requests in sync mode (WSGI, runserver, or below a sync-only "
+        "middleware under ASGI): %s.",
+        qualname(cls),
+        loses,
+    )

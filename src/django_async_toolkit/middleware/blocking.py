@@ -37,6 +37,10 @@ class BlockingDetectorMiddleware(AsyncMiddleware):
     Place it first in ``MIDDLEWARE`` so that the lag covers the whole stack.
     """
 
+    sync_mode_loses = (
+        "there is no event loop to watch, so it detects nothing and adds no Server-Timing entry"
+    )
+
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         detector = start_process_detector()
         if not conf.SERVER_TIMING or detector.loop is not asyncio.get_running_loop():

@@ -150,6 +150,11 @@ class TimeoutMiddleware(AsyncMiddleware):
     #: cancellation propagate, is named in a warning.
     cancel_grace: ClassVar[float] = 1.0
 
+    sync_mode_loses = (
+        "it passes requests through, so no request is cancelled at its deadline and "
+        "ASYNC_TOOLKIT_REQUEST_TIMEOUT has no effect"
+    )
+
     def __init__(self, get_response: GetResponse) -> None:
         super().__init__(get_response)
         if self.async_mode:
