@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from asgiref.sync import (
     SyncToAsync,
+    ThreadSensitiveContext,
     async_to_sync,
     iscoroutinefunction,
     markcoroutinefunction,
@@ -791,3 +792,66 @@ async def test_run_blocking_closes_connections_the_call_opened(
 async def test_run_blocking_without_database_access() -> None:
     """A call that only looks at a connection object neither opens nor closes a connection."""
     assert await run_blocking(lambda: connections[DEFAULT_DB_ALIAS].alias) == DEFAULT_DB_ALIAS
+
+
+# --- Inside a request the connection is left to the request's end --------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_inside_a_thread_sensitive_context_the_connection_waits_for_its_end(
+    probe: Probe,
+) -> None:
+    """Three calls of one request share one connection, as in Django, at CONN_MAX_AGE = 0."""
+    async with ThreadSensitiveContext():
+        used = [await db_sync_to_async(probe.touch)() for _ in range(3)]
+        assert used[0] is used[1] is used[2]
+        assert probe.left_open() == [used[0]]  # nothing closed it between the calls
+        await sync_to_async(close_for_real)()  # what the request's end does
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_outside_a_request_each_call_still_cleans_up(probe: Probe) -> None:
+    for _ in range(2):
+        wrapper = await db_sync_to_async(probe.touch)()
+        assert probe.was_closed(wrapper)
+
+
+async def three_calls_view(request: HttpRequest) -> JsonResponse:
+    for _ in range(3):
+        await count_items()
+    return JsonResponse({"closed_during_the_view": len(CLOSES)})
+
+
+CLOSES: list[str] = []
+urlpatterns.append(path("three/", three_calls_view))
+
+
+@pytest.mark.urls("tests.test_sync")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("handler", ["django", "toolkit"])
+async def test_a_request_closes_its_connection_once_at_its_end(
+    monkeypatch: pytest.MonkeyPatch, handler: str
+) -> None:
+    import json
+
+    from django.core.asgi import get_asgi_application as django_application
+
+    from django_async_toolkit.asgi import get_asgi_application
+    from tests.asgi_helpers import call
+
+    backend = type(connections[DEFAULT_DB_ALIAS])
+    original_close = backend.close
+
+    def close(wrapper: BaseDatabaseWrapper) -> None:
+        if wrapper.connection is not None:
+            CLOSES.append(wrapper.alias)
+        original_close(wrapper)
+
+    monkeypatch.setattr(backend, "close", close)
+    CLOSES.clear()
+    app = get_asgi_application() if handler == "toolkit" else django_application()
+    response = await call(app, "/three/")
+    assert json.loads(response.body) == {"closed_during_the_view": 0}
+    # Closed at the request's end (Django's request_finished; a pooled worker's housekeeping
+    # may ask again: SQLite's in-memory connection ignores close() and so stays "open").
+    assert CLOSES and set(CLOSES) == {"default"}

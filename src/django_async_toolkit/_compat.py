@@ -30,6 +30,9 @@ HAS_SIGNAL_ASEND = DJANGO_VERSION >= (5, 0)
 LIVE_RECEIVERS_SPLIT = DJANGO_VERSION >= (5, 0)
 #: ``Signal.asend`` runs async receivers in a TaskGroup (6.1+), not ``asyncio.gather``.
 SIGNAL_ASEND_TASKGROUP = DJANGO_VERSION >= (6, 1)
+#: ``LoginRequiredMiddleware.process_view`` (5.1+) reads ``request.user`` before it looks at the
+#: view's ``login_required`` (5.1, 5.2); 6.0+ looks at the view first.
+LOGIN_REQUIRED_READS_USER_FIRST = DJANGO_VERSION < (6, 0)
 
 
 # --- signals: receiver lookup and asgiref's thread-local state ---
@@ -175,3 +178,23 @@ def start_task(coroutine: Coroutine[Any, Any, T], context: contextvars.Context) 
     if EAGER_TASKS:
         return asyncio.Task(coroutine, loop=loop, context=context, eager_start=True)  # type: ignore[call-arg,unused-ignore]
     return loop.create_task(coroutine, context=context)
+
+
+def exception_unretrieved(future: asyncio.Future[Any]) -> bool:
+    """Whether ``future`` failed and nothing has retrieved its error yet.
+
+    asyncio tracks this (it warns "exception was never retrieved" when such a future is
+    collected) in ``_log_traceback``, on both its C and Python implementations.
+    """
+    if not future.done() or future.cancelled():
+        return False
+    return bool(getattr(future, "_log_traceback", False))
+
+
+def in_thread_sensitive_context() -> bool:
+    """Whether the current context is inside a ``ThreadSensitiveContext`` (a request's, say).
+
+    Its owner (Django's ASGI handler at the end of a request, the toolkit's background
+    dispatch and async commands) takes care of the connections of its thread when it ends.
+    """
+    return SyncToAsync.thread_sensitive_context.get(None) is not None

@@ -177,6 +177,13 @@ def db_sync_to_async(
     holds is closed if it is unusable (an error left it broken), if it outlived ``CONN_MAX_AGE``
     (with the default ``CONN_MAX_AGE = 0``: after every call), or if the call left autocommit
     changed; this is what Django does at the start and end of each request.
+
+    Inside a request (a thread-sensitive call in a ``ThreadSensitiveContext``, which Django's
+    ASGI handler gives each request, and the toolkit each background dispatch and async command)
+    the connection is left to the end of the request, as Django leaves it: the request's end
+    closes or keeps it, so three calls share one connection even at ``CONN_MAX_AGE = 0``.
+    Outside one (a script, ``asyncio.run``, ``thread_sensitive=False``) nothing else would, and
+    the cleanup runs around every call.
     The cleanup after the call runs in a ``finally`` on that thread, so it also runs when the call
     raises or when the awaiting task is cancelled (a thread cannot be interrupted: the cleanup
     runs when the call returns).
@@ -197,6 +204,9 @@ def db_sync_to_async(
 
         @functools.wraps(target)
         def call_closing_stale_connections(*args: P.args, **kwargs: P.kwargs) -> R:
+            if thread_sensitive and _compat.in_thread_sensitive_context():
+                # Inside a request: its end closes or keeps the connection, as Django does.
+                return target(*args, **kwargs)
             _close_stale_connections()
             try:
                 return target(*args, **kwargs)
