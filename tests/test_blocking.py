@@ -349,10 +349,12 @@ def test_works_under_uvloop() -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         events, loop_type = runner.run(main())
     assert loop_type is uvloop.Loop
-    assert len(events) == 2, [e.format() for e in events]
-    assert at(events[0], block_the_loop, BLOCK_LINE)
-    assert at(events[1], blocking_views.burn_cpu, BURN_LINE)
-    assert all(e.duration >= SEEN_WHOLE for e in events)
+    # Both blocks are seen, each at its line and for (nearly) its whole length. A loaded machine
+    # may add a report of its own (a stall the scheduler made) or split one: not counted here.
+    for func, line in [(block_the_loop, BLOCK_LINE), (blocking_views.burn_cpu, BURN_LINE)]:
+        seen = [e for e in events if at(e, func, line)]
+        assert seen, [e.format() for e in events]
+        assert sum(e.duration for e in seen) >= SEEN_WHOLE, [e.format() for e in events]
 
 
 def test_watches_a_loop_running_in_another_thread() -> None:
