@@ -7,6 +7,7 @@ unapplies everything afterwards, so the database is left as it was.
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -171,6 +172,28 @@ def test_other_threads_are_outside_the_migration_transaction(
 
 
 @pytest.mark.usefixtures("migrapp")
+def test_migrate_plan_shows_the_functions_docstrings() -> None:
+    out = io.StringIO()
+    call_command("migrate", "migrapp", plan=True, stdout=out, no_color=True)
+    assert out.getvalue().splitlines()[3:] == [
+        "migrapp.0002_add_notes",
+        "    Raw Python operation -> Add the first three notes.",
+        "migrapp.0003_check_notes",
+        "    Raw Python operation -> Mark every note checked.",
+    ]
+    migrate()
+    out = io.StringIO()
+    call_command("migrate", "migrapp", "0001", plan=True, stdout=out, no_color=True)
+    # The reverse of 0003 is RunPythonAsync.noop, shown as Django shows RunPython.noop.
+    assert out.getvalue().splitlines()[1:] == [
+        "migrapp.0003_check_notes",
+        "    Raw Python operation",
+        "migrapp.0002_add_notes",
+        "    Raw Python operation -> Remove the first three notes.",
+    ]
+
+
+@pytest.mark.usefixtures("migrapp")
 async def test_migrate_from_async_code() -> None:
     """``migrate`` run from a thread that ``sync_to_async`` started: the loop above is not used."""
     await db_sync_to_async(migrate)()
@@ -184,6 +207,23 @@ async def forwards(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
 
 def sync_forwards(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     """A sync step: RunPythonAsync refuses it."""
+
+
+async def documented(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+    """Backfill the documented rows."""
+
+
+def test_the_operation_keeps_the_functions_name_and_docstring() -> None:
+    operation = RunPythonAsync(documented, reverse_code=forwards)
+    for wrapper, code in [(operation.code, documented), (operation.reverse_code, forwards)]:
+        assert wrapper is not code
+        assert wrapper.__name__ == code.__name__
+        assert wrapper.__qualname__ == code.__qualname__
+        assert wrapper.__module__ == code.__module__
+        assert wrapper.__doc__ == code.__doc__
+    assert operation.code.__doc__ == "Backfill the documented rows."
+    # Nothing to run: the no-op step is Django's own, described as Django describes it.
+    assert RunPythonAsync(documented, RunPythonAsync.noop).reverse_code is RunPython.noop
 
 
 def test_sync_code_is_a_type_error() -> None:

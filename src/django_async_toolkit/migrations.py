@@ -7,6 +7,7 @@ returns a coroutine that never runs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -32,11 +33,22 @@ def _on_migration_thread(
     migration's thread waits in asgiref's ``CurrentThreadExecutor``.
     Thread-sensitive ``sync_to_async`` calls (the async ORM's) are sent back to that waiting
     thread, so they use the migration's connection and its transaction.
+
+    The callable carries ``code``'s ``__name__``, ``__qualname__``, ``__module__`` and
+    ``__doc__`` (and ``__wrapped__``): ``migrate --plan`` describes a ``RunPython`` step by its
+    code's docstring, and tracebacks and reprs name the migration's own function.
+    ``RunPythonAsync.noop`` becomes ``RunPython.noop``: nothing to run, so no loop, and the plan
+    shows it as Django shows its own no-op step.
     """
+    if code is RunPythonAsync.noop:
+        return RunPython.noop  # type: ignore[return-value]  # the stubs say StateApps
 
     def run(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         async_to_sync(code, force_new_loop=True)(apps, schema_editor)
 
+    functools.update_wrapper(
+        run, code, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=()
+    )
     return run
 
 

@@ -9,6 +9,7 @@ from tests.migrapp import probe
 
 
 async def add_notes(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+    """Add the first three notes."""
     Note = apps.get_model("migrapp", "Note")
     for text in ["first", "second", "third"]:
         await Note.objects.acreate(text=text)
@@ -16,6 +17,7 @@ async def add_notes(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None
 
 
 async def remove_notes(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+    """Remove the first three notes."""
     Note = apps.get_model("migrapp", "Note")
     await Note.objects.filter(text__in=["first", "second", "third"]).adelete()
 

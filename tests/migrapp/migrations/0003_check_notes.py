@@ -8,6 +8,7 @@ from django_async_toolkit.migrations import RunPythonAsync
 
 
 async def check_notes(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+    """Mark every note checked."""
     Note = apps.get_model("migrapp", "Note")
     async for note in Note.objects.filter(checked=False).order_by("id"):
         note.checked = True
