@@ -191,3 +191,80 @@ def test_plugin_imports_without_django_settings() -> None:
         "assert 'django.conf' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={"PATH": "/usr/bin"})
+
+
+NESTED_DJANGO_SETTINGS = """
+SECRET_KEY = "nested"
+INSTALLED_APPS = []
+DATABASES = {}
+ROOT_URLCONF = "slow_urls"
+MIDDLEWARE = ["slow_middleware.Passthrough"]
+ALLOWED_HOSTS = ["testserver"]
+USE_TZ = True
+"""
+
+SLOW_IMPORT = "import time\ntime.sleep(0.5)  # a slow machine importing this module\n"
+
+
+def test_first_request_imports_are_not_blocking(pytester: pytest.Pytester) -> None:
+    """The first request's imports (URLconf, views, middleware) and an import in the body.
+
+    Each module sleeps at import, as a slow machine takes long to import a project's views: the
+    plugin imports the URLconf and the middleware before it watches the test body, and leaves out
+    a stall inside an import; a real blocking call still fails its test.
+    """
+    pytester.makeini(INI + "DJANGO_SETTINGS_MODULE = nested_settings\npythonpath = .\n")
+    pytester.makepyfile(
+        nested_settings=NESTED_DJANGO_SETTINGS,
+        slow_urls=SLOW_IMPORT
+        + textwrap.dedent(
+            """
+            from django.http import HttpResponse
+            from django.urls import path
+
+            async def view(request):
+                return HttpResponse("ok")
+
+            urlpatterns = [path("", view)]
+            """
+        ),
+        slow_middleware=SLOW_IMPORT
+        + textwrap.dedent(
+            """
+
+            class Passthrough:
+                async_capable = True
+                sync_capable = False
+
+                def __init__(self, get_response):
+                    self.get_response = get_response
+
+                async def __call__(self, request):
+                    return await self.get_response(request)
+            """
+        ),
+        slow_module=SLOW_IMPORT,
+        test_it=textwrap.dedent(
+            """
+            import importlib
+            import sys
+            import time
+
+            async def test_first_request(async_client, no_blocking):
+                # Imported before the body was watched.
+                assert {"slow_urls", "slow_middleware"} <= set(sys.modules)
+                response = await async_client.get("/")
+                assert response.status_code == 200
+
+            async def test_an_import_in_the_body(no_blocking):
+                importlib.import_module("slow_module")
+
+            async def test_a_blocking_call(no_blocking):
+                time.sleep(0.5)  # still fails
+            """
+        ),
+    )
+    # --ds: the outer run's DJANGO_SETTINGS_MODULE would win over the ini file.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--ds=nested_settings")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*test_a_blocking_call blocked its event loop 1 time(s)*"])
