@@ -2,7 +2,7 @@
 
 Prints a table of ratios (subject vs what a user would otherwise use), and writes ``results.json``
 (every round's raw figure, the medians, the machine and versions) and ``ratios.png`` to ``--out``.
-Never part of the test suite's pass/fail: a missed target is reported, not raised.
+Never part of the test suite's pass/fail: a missed target is reported ("BELOW TARGET"), not raised.
 ``--quick`` runs every suite with tiny sizes, only to prove the benchmarks still run.
 """
 
@@ -59,6 +59,7 @@ def _environment() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.report import ratio_text, verdict_text
     from benchmarks.suites import FULL, QUICK, SUITES
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
@@ -83,11 +84,16 @@ def main(argv: list[str] | None = None) -> int:
 
     width = max(len(r.name) for r in results)
     print()
-    print(f"{'benchmark'.ljust(width)}  {'ratio':>7}  target        subject vs baseline (medians)")
+    print(
+        f"{'benchmark'.ljust(width)}  {'ratio':>7}  target        verdict       "
+        "subject vs baseline (medians)"
+    )
     for r in results:
         sub, base = r.median(r.subject), r.median(r.baseline)
+        row = r.as_dict()
         print(
-            f"{r.name.ljust(width)}  {r.ratio:6.2f}x  {r.target or '-':12}  "
+            f"{r.name.ljust(width)}  {ratio_text(row):>7}  {r.target or '-':12}  "
+            f"{verdict_text(row):12}  "
             f"{r.subject}: {sub:,.4g} vs {r.baseline}: {base:,.4g} {r.unit}"
         )
         if "difference_ms" in r.extra:
@@ -101,16 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         "results": [r.as_dict() for r in results],
     }
     (args.out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
-    from benchmarks.chart import bar_chart
+    from benchmarks.chart import render
 
-    subtitle = ", ".join(f"{k} {v}" for k, v in env.items())
-    (args.out / "ratios.png").write_bytes(
-        bar_chart(
-            "django-async-toolkit: ratio vs the alternative",
-            [(r.name[:64], r.ratio) for r in results],
-            subtitle,
-        )
-    )
+    (args.out / "ratios.png").write_bytes(render([payload]))
     print(f"\nwrote {args.out / 'results.json'} and {args.out / 'ratios.png'}")
     return 0
 
