@@ -17,14 +17,19 @@ from django_async_toolkit.checks import (
     check_event_loop,
     check_middleware,
     check_model_signal_receivers,
-    check_unknown_settings,
     check_settings,
+    check_unknown_settings,
 )
 from django_async_toolkit.middleware import BlockingDetectorMiddleware, TimeoutMiddleware
 
 
 class ProjectTimeout(TimeoutMiddleware):
     """A project's own subclass: the W003 check finds it by its bases."""
+
+
+#: Django's model checks (run by run_checks() and manage.py check) ask the database backend
+#: whether it supports the JSONField of the Django Tasks apps in the test settings.
+needs_model_checks = pytest.mark.django_db
 
 
 def test_valid_settings_pass() -> None:
@@ -45,17 +50,20 @@ def test_e001_names_setting_value_and_allowed() -> None:
 
 
 @override_settings(ASYNC_TOOLKIT_RETRY_AFTER=0)
+@needs_model_checks
 def test_e001_registered_with_django() -> None:
     assert "async_toolkit.E001" in [m.id for m in run_checks()]
 
 
 @override_settings(ASYNC_TOOLKIT_RETRY_AFTER=0)
+@needs_model_checks
 def test_e001_fails_manage_py_check() -> None:
     with pytest.raises(SystemCheckError, match="async_toolkit.E001"):
         call_command("check")
 
 
 @override_settings(ASYNC_TOOLKIT_RETRY_AFTER=0, SILENCED_SYSTEM_CHECKS=["async_toolkit.E001"])
+@needs_model_checks
 def test_e001_can_be_silenced() -> None:
     call_command("check")
 
@@ -298,6 +306,7 @@ def triggers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "uvloop", None)
 
 
+@needs_model_checks
 @pytest.mark.usefixtures("triggers")
 @pytest.mark.parametrize("check_id", TRIGGERS)
 def test_registered_reported_by_manage_py_check_and_silenceable(check_id: str) -> None:
