@@ -95,6 +95,8 @@ def test_every_setting_has_a_property() -> None:
 def test_absurd_values_are_errors(name: str, value: object) -> None:
     setting = SETTINGS[name]
     assert not setting.valid(value)
-    with override_settings(**{setting.full_name: value}):
-        with pytest.raises(ImproperlyConfigured, match=setting.full_name):
-            getattr(conf, name)
+    with (
+        override_settings(**{setting.full_name: value}),
+        pytest.raises(ImproperlyConfigured, match=setting.full_name),
+    ):
+        getattr(conf, name)
