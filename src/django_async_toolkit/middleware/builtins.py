@@ -32,6 +32,7 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.module_loading import import_string
 
+from django_async_toolkit import _compat
 from django_async_toolkit._validation import qualname
 from django_async_toolkit.conf import conf
 
@@ -66,6 +67,8 @@ DJANGO_MESSAGE_STORAGES = frozenset(
     }
 )
 COOKIE_MESSAGE_STORAGE = "django.contrib.messages.storage.cookie.CookieStorage"
+#: ``django.contrib.auth.SESSION_KEY``: the session key that names the logged-in user.
+AUTH_USER_SESSION_KEY = "_auth_user_id"
 
 
 # --- When a hook does I/O ----------------------------------------------------------------------
@@ -85,11 +88,30 @@ def _is_django_store(session: object) -> bool:
     return qualname(type(session)) in DJANGO_SESSION_STORES
 
 
-def _session_reads_free(session: object) -> bool:
-    """Whether reading ``session``'s data does no I/O: it is loaded, or it is the cookie itself."""
+def _session_reads_free(session: Any) -> bool:
+    """Whether reading ``session``'s data does no I/O: it is loaded, it has no key yet (a new
+    session starts empty), or it is the signed cookie itself."""
     if not _is_django_store(session):
         return False
-    return "_session_cache" in vars(session) or qualname(type(session)) == COOKIE_SESSION_STORE
+    return (
+        "_session_cache" in vars(session)
+        or session.session_key is None
+        or qualname(type(session)) == COOKIE_SESSION_STORE
+    )
+
+
+def _user_read_free(request: HttpRequest) -> bool:
+    """Whether ``request.user`` can be read without I/O: it was read already, or the session
+    can be read for free and names no user (it is then ``AnonymousUser``)."""
+    if "_cached_user" in request.__dict__:
+        return True
+    session = _session(request)
+    if not _session_reads_free(session):
+        return False
+    if session.session_key is None:
+        return True
+    cache = vars(session).get("_session_cache")
+    return cache is not None and AUTH_USER_SESSION_KEY not in cache
 
 
 def _store_init_does_io(middleware: Any, request: HttpRequest) -> bool:
@@ -141,10 +163,10 @@ def _csrf_secret_stored(middleware: Any, request: HttpRequest, response: HttpRes
 
 def _user_loaded(middleware: Any, request: HttpRequest, view: Callable[..., Any]) -> bool:
     """``LoginRequiredMiddleware.process_view`` reads ``request.user`` (the session and the
-    database) unless the view is ``login_not_required``; free once the user is loaded."""
-    if not getattr(view, "login_required", True):
+    database), on Django 6.0+ only for a view that is not ``login_not_required``."""
+    if not _compat.LOGIN_REQUIRED_READS_USER_FIRST and not getattr(view, "login_required", True):
         return False
-    return "_cached_user" not in request.__dict__
+    return not _user_read_free(request)
 
 
 def _custom_message_storage(middleware: Any, request: HttpRequest) -> bool:
@@ -257,7 +279,7 @@ class InlineDjangoMiddleware:
         if self._process_response is not None:
             needs_io = self.rules.process_response(self.middleware, request, response)
             response = await self.run_hook(self._process_response, needs_io, request, response)
-        return response  # type: ignore[no-any-return]
+        return response
 
     async def process_view(
         self,
@@ -298,7 +320,9 @@ class InlineMiddlewareLoaderMixin(BaseHandler):
         self._template_response_middleware: list[Any] = []
         self._exception_middleware: list[Any] = []
 
-        handler: Any = convert_exception_to_response(self._get_response_async)
+        # (django-stubs does not declare BaseHandler._get_response_async.)
+        view_layer = self._get_response_async  # type: ignore[attr-defined]
+        handler: Any = convert_exception_to_response(view_layer)
         handler_is_async = True
         for path in reversed(settings.MIDDLEWARE):
             factory = import_string(path)
