@@ -98,6 +98,7 @@ class Processes:
         self.env = env
         self.run_dir = run_dir
         self.servers: list[Server] = []
+        self.worker: Server | None = None
 
     def __enter__(self) -> Processes:
         return self
@@ -181,6 +182,24 @@ class Processes:
                 process.kill()
                 process.wait()
         return process.returncode
+
+    def start_worker(self) -> Server:
+        """``manage.py db_worker``: the Django Tasks worker that delivers the webhooks."""
+        log = self.run_dir / "db-worker.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [sys.executable, str(MANAGE), "db_worker", "--interval", "0.1"],
+                cwd=HERE,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=stop_with_parent,
+            )
+        self.worker = Server("db_worker", "", process, log)
+        self.servers.append(self.worker)
+        return self.worker
 
     def stop_all(self) -> None:
         for server in reversed(list(self.servers)):
@@ -288,6 +307,12 @@ def setup(procs: Processes, db_text: str, postgres: bool) -> tuple[Server, Serve
         f"{upstream.url} ({UPSTREAM_ORDERS} orders, {UPSTREAM_LATENCY * 1000:.0f} ms per call)",
     )
     procs.env["ORDERS_UPSTREAM_URL"] = upstream.url
+    worker = procs.start_worker()
+    say(
+        "db_worker",
+        f"manage.py db_worker (pid {worker.process.pid}): the Django Tasks worker that delivers "
+        "the webhooks (django-tasks-db)",
+    )
     site = start_site(procs, "toolkit")
     index = get_json(site.url + "/")
     say(
@@ -343,11 +368,16 @@ def walkthrough(procs: Processes, upstream: Server, site: Server) -> None:
     deliveries = wait_for_webhooks(upstream.url, before + 1)
     mine = [d for d in deliveries[before:] if d["body"].get("order") == shipped["id"]]
     if not mine:
-        raise DemoError(f"no webhook reached the upstream for {shipped['id']} within 15 s")
+        worker_log = procs.worker.log_tail() if procs.worker else "(no worker)"
+        raise DemoError(
+            f"no webhook reached the upstream for {shipped['id']} within 15 s; db_worker's "
+            f"output:\n{worker_log}"
+        )
     say(
         "background_receiver",
         f"POST /orders/{shipped['id']}/ship/ answered in {answered * 1000:.0f} ms; webhook "
-        f"{mine[0]['event']} delivered after commit, without the request waiting for it",
+        f"{mine[0]['event']} enqueued as a task with the commit and delivered by db_worker, "
+        "without the request waiting for it",
     )
 
     started = time.perf_counter()
@@ -533,7 +563,7 @@ Try:
         flush=True,
     )
     try:
-        while all(server.process.poll() is None for server in (upstream, site)):
+        while all(server.process.poll() is None for server in procs.servers):
             time.sleep(0.5)
     except KeyboardInterrupt:
         return
@@ -541,12 +571,32 @@ Try:
 
 
 def stop_servers(procs: Processes, upstream: Server, site: Server) -> None:
-    for server, what in ((site, "lifespan shutdown: webhooks drained"), (upstream, "")):
+    stopping = [(site, "lifespan shutdown"), (upstream, "")]
+    if procs.worker is not None:
+        # Once the site is down no webhook is enqueued; the worker delivers the last ones first.
+        stopping.insert(1, (procs.worker, "webhooks delivered"))
+    for server, what in stopping:
+        if server is procs.worker:
+            wait_for_empty_queue(procs)
         status = procs.stop(server)
         # uvicorn shuts down gracefully on SIGTERM, then ends itself with that signal again.
         if status not in (0, -signal.SIGTERM):
             raise DemoError(f"{server.name} exited with {status}:\n{server.log_tail()}")
         say("stopped", f"{server.name}{f' ({what})' if what else ''}")
+
+
+def wait_for_empty_queue(procs: Processes, timeout: float = 30.0) -> None:
+    """Wait until db_worker has run every task in the queue (at most ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    script = (
+        "from django_tasks_db.models import DBTaskResult; "
+        "print(DBTaskResult.objects.filter(status__in=['READY', 'RUNNING']).count())"
+    )
+    # The last line: Django 5.2+'s shell may first say what it imported automatically.
+    while int(procs.manage("shell", "-c", script).strip().splitlines()[-1]):
+        if time.monotonic() > deadline:
+            raise DemoError(f"db_worker left tasks in the queue after {timeout:.0f} s")
+        time.sleep(0.2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

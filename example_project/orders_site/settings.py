@@ -17,6 +17,9 @@ the same project without editing files:
     ``ASYNC_TOOLKIT_MAX_CONCURRENT_REQUESTS`` (default 32).
 ``ORDERS_DEBUG``
     ``1`` turns ``DEBUG`` on.
+
+The webhooks are Django Tasks in the database (django-tasks-db): run ``manage.py db_worker`` to
+deliver them.
 """
 
 from __future__ import annotations
@@ -43,9 +46,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
+    *(["django_tasks"] if django.VERSION < (6, 0) else []),  # the backport, on 4.2/5.2
+    "django_tasks_db",
     "django_async_toolkit",
     "orders",
 ]
+
+# The webhook receiver runs on Django Tasks: each saved order enqueues a task in the database (in
+# the save's transaction), and `manage.py db_worker` delivers it.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 TEMPLATES: list[dict[str, Any]] = []
 

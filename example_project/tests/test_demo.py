@@ -65,6 +65,8 @@ def test_stock_configuration_serves_the_same_app(
         assert events == {"running": False, "count": 0, "events": []}
         order = response.json()["results"][0]["id"]
         assert httpx.post(site.url + f"/orders/{order}/ship/", timeout=10).status_code == 200
+        assert upstream.api.webhooks == []  # a task in the queue, until a worker runs it
+        procs.manage("db_worker", "--batch", "--no-startup-delay")
         [delivery] = upstream.api.wait_for_webhooks(1, timeout=10)
         assert delivery["body"]["order"] == order
         assert procs.stop(site) in (0, -signal.SIGTERM)
@@ -113,7 +115,10 @@ def test_the_demo_end_to_end(tmp_path: Path) -> None:
         "Server-Timing              GET /health/: loop-lag;dur=",
         "load: toolkit",
         "load: Django",
-        "stopped                    orders service (lifespan shutdown: webhooks drained)",
+        "db_worker                  manage.py db_worker (pid ",
+        "delivered by db_worker",
+        "stopped                    orders service (lifespan shutdown)",
+        "stopped                    db_worker (webhooks delivered)",
     ):
         assert step in out, f"{step!r} missing from:\n{out}"
     # How many are shed depends on how many arrive together: not asserted on a loaded machine.
