@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import tasks as bench_tasks
 from benchmarks.harness import Result, interleave, rate, seconds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -592,4 +593,15 @@ SUITES: dict[str, Callable[[Config], list[Result]]] = {
     "wrappers": wrappers,
     "blocking": blocking,
     "command": command,
+    "tasks": bench_tasks.tasks,
 }
+
+# The worker-pool suites live in their own module (which uses the servers above).
+from benchmarks.workers import SUITES as _WORKER_SUITES  # noqa: E402
+
+SUITES.update(_WORKER_SUITES)
+
+# Django's own middleware (startproject's MIDDLEWARE) under both handlers.
+from benchmarks.django_middleware import SUITES as _DJANGO_MIDDLEWARE_SUITES  # noqa: E402
+
+SUITES.update(_DJANGO_MIDDLEWARE_SUITES)

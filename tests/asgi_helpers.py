@@ -144,9 +144,13 @@ def receivers(*, sync: bool) -> Iterator[SignalLog]:
 
 
 class ExecutorCounter:
-    """Counts the thread-sensitive executors asgiref creates (one per request that needs one)."""
+    """Counts the threads requests get for their sync work (one per request that needs one):
+    the thread-sensitive executors asgiref creates, and the workers leased from the toolkit's
+    pool (``django_async_toolkit.workers``)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from django_async_toolkit.workers import WorkerPool
+
         self.created = 0
         counter = self
         base = asgiref.sync.ThreadPoolExecutor
@@ -157,6 +161,13 @@ class ExecutorCounter:
                 super().__init__(*args, **kwargs)
 
         monkeypatch.setattr(asgiref.sync, "ThreadPoolExecutor", CountingExecutor)
+        lease = WorkerPool._lease
+
+        def counting_lease(pool: WorkerPool) -> Any:
+            counter.created += 1
+            return lease(pool)
+
+        monkeypatch.setattr(WorkerPool, "_lease", counting_lease)
 
 
 def _close_raw(wrapper: Any) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -32,3 +32,17 @@ def get(request: pytest.FixtureRequest) -> Callable[..., HttpResponseBase]:
     if request.param == "wsgi":
         return Client().get
     return async_to_sync(AsyncClient().get)
+
+
+@pytest.fixture(autouse=True)
+def _stop_the_worker_pool() -> Iterator[None]:
+    """Stop the toolkit's worker pool after each test that started it.
+
+    A pool worker keeps its database connection from one request to the next; kept into the next
+    test, pytest-django's database guard would refuse the worker's housekeeping on it.
+    """
+    yield
+    from django_async_toolkit import workers
+
+    if workers.pool_stats() is not None:
+        workers.shutdown_pool(timeout=30)

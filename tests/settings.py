@@ -20,6 +20,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    # For tests/test_middleware_builtins*.py (sessions and messages of startproject's stack).
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "django_async_toolkit",
     "tests",
 ]
@@ -51,3 +54,9 @@ DATABASES = {
 }
 
 LOGGING_CONFIG = None
+
+# Django Tasks, for tests/test_signals_tasks*.py (see tests/tasks_config.py).
+from tests import tasks_config  # noqa: E402
+
+INSTALLED_APPS += tasks_config.installed_apps()
+TASKS = tasks_config.tasks()

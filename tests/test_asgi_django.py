@@ -1,8 +1,10 @@
 """Django's own ASGI handler tests, run against the toolkit's handler.
 
 ``tests.asgi_patch`` puts :class:`django_async_toolkit.asgi.ASGIHandler` in place of Django's
-before Django's ``asgi`` test module imports it; the ``handlers`` module runs alongside to show
-the rest of the request cycle is untouched.
+before Django's ``asgi`` test module imports it: every request of that module goes through ours.
+The ``handlers`` module runs alongside; none of its requests reaches ``ASGIHandler`` (they go
+through the test clients and ``WSGIHandler``), it guards the ``BaseHandler`` request cycle that our
+handler inherits unchanged.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.dispatch import Signal
 from django.test import AsyncClient, AsyncRequestFactory, Client, RequestFactory, override_settings
 
-from django_async_toolkit.audit import chain as audit_chain
+from django_async_toolkit.asgi import ASGIHandler as ToolkitASGIHandler
 from django_async_toolkit.audit import (
     ProjectAudit,
     audit_middleware,
@@ -30,6 +30,7 @@ from django_async_toolkit.audit import (
     audit_views,
     model_middleware,
 )
+from django_async_toolkit.audit import chain as audit_chain
 from tests import audit_middleware as mw
 
 DJANGO_BUILTINS = [
@@ -120,10 +121,20 @@ ROUTES = ["sync/", "async/", "template/", "pages/sync/", "pages/async/"]
 @pytest.mark.urls("tests.audit_urls")
 @pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("mix", MIXES.values(), ids=MIXES.keys())
-async def test_asgi_hops_match_django(mix: list[str], route: str, hops: HopCounter) -> None:
-    with override_settings(MIDDLEWARE=mix, TEMPLATES=TEMPLATES):
+@pytest.mark.parametrize(
+    ("handler_class", "inline"),
+    [(ASGIHandler, False), (ToolkitASGIHandler, True)],
+    ids=["django handler, inline off", "toolkit handler"],
+)
+async def test_asgi_hops_match_django(
+    mix: list[str], route: str, hops: HopCounter, handler_class: type, inline: bool
+) -> None:
+    """The audit models Django's handler, or the toolkit's that serves Django's own middleware
+    inline (``ASYNC_TOOLKIT_INLINE_DJANGO_MIDDLEWARE``)."""
+    settings = {"ASYNC_TOOLKIT_INLINE_DJANGO_MIDDLEWARE": inline}
+    with override_settings(MIDDLEWARE=mix, TEMPLATES=TEMPLATES, **settings):
         audit = audit_project()
-        handler = ASGIHandler()
+        handler = handler_class()
         request = AsyncRequestFactory().get("/" + route)
         hops.count = 0
         response = await handler.get_response_async(request)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import subprocess
 import sys
+import weakref
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,10 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.backends.signals import connection_created
 from django.test import override_settings
 
+from django_async_toolkit import sync as toolkit_sync
 from django_async_toolkit.audit import AUDIT_VERSION, audit_project
 from django_async_toolkit.management.commands.async_audit import render_text
 from tests import audit_middleware as mw
@@ -66,10 +70,15 @@ def test_text_report() -> None:
     )
 
 
+def receivers_of(text: str, signal: str) -> list[str]:
+    """The receiver lines under ``signal`` in the text report's signals section."""
+    lines = text.split(f"\n  {signal}\n", 1)[1].splitlines()
+    return list(itertools.takewhile(lambda line: line.startswith("    "), lines))
+
+
 def test_text_report_of_signals() -> None:
     text = audit()
-    block = text.split("  tests.audit_signals.audited\n", 1)[1].split("\n\n", 1)[0]
-    assert block.splitlines() == [
+    assert receivers_of(text, "tests.audit_signals.audited") == [
         "    sync              tests.audit_signals.sync_receiver",
         "    async             tests.audit_signals.async_receiver  (sender: tests.Item)",
         "    async, background tests.audit_signals.background",
@@ -77,6 +86,26 @@ def test_text_report_of_signals() -> None:
         "  (sender: an object that is not a model or an app)",
     ]
     assert audit_signals.listener  # kept alive: the weak receiver above is live
+
+
+def test_the_toolkits_own_receivers_are_left_out() -> None:
+    # The toolkit notes each new database connection (django_async_toolkit.sync): bookkeeping
+    # of its own, which the project can neither see nor change.
+    connected = [
+        entry[1]() if isinstance(entry[1], weakref.ReferenceType) else entry[1]
+        for entry in connection_created.receivers
+    ]
+    assert toolkit_sync._note_connection_created in connected
+    text = audit()
+    assert "_note_connection_created" not in text
+    assert "django_async_toolkit." not in text.split("Signals (connected receivers):", 1)[1]
+    # Django's own receivers and the project's are still listed.
+    assert "    sync              django.db.close_old_connections" in text
+    assert "tests.audit_signals.sync_receiver" in text
+    signals = {s["signal"]: s["receivers"] for s in json.loads(audit("--json"))["signals"]}
+    names = [r["receiver"] for receivers in signals.values() for r in receivers]
+    assert not [name for name in names if name.startswith("django_async_toolkit.")]
+    assert "tests.audit_signals.background" in names  # a project's @background_receiver stays
 
 
 @pytest.mark.urls("tests.audit_empty_urls")
@@ -118,6 +147,7 @@ def test_json_document() -> None:
             "template_response_hops": 0,
             "exception_hops": 0,
             "inspected": False,
+            "served_inline": False,
         },
         "wsgi": {
             "mode": "sync",
@@ -128,6 +158,7 @@ def test_json_document() -> None:
             "template_response_hops": 0,
             "exception_hops": 0,
             "inspected": False,
+            "served_inline": False,
         },
     }
     assert middleware[mw.NOT_USED] == {"path": mw.NOT_USED, "kind": "sync", "used": False}
@@ -180,10 +211,30 @@ def test_fail_on_hops_names_each_path_over_the_limit() -> None:
 @override_settings(MIDDLEWARE=[mw.ASYNC_ONLY], ASYNC_TOOLKIT_INTERFACE="asgi")
 def test_fail_on_hops_holds_to_the_chosen_interface() -> None:
     audit("--fail-on-hops", "1")  # ASGI: at most the sync view's hop
-    with pytest.raises(CommandError, match=r"^8 request paths cost more than 1 hops: WSGI 2 "):
+    with pytest.raises(CommandError, match=r"^8 request paths cost more than 1 hop; the wor"):
         audit("--fail-on-hops", "1", "--interface", "wsgi")
     with pytest.raises(CommandError, match="WSGI 3 for /async/"):
         audit("--fail-on-hops", "1", "--interface", "both")
+
+
+@pytest.mark.urls("tests.audit_urls")
+@override_settings(MIDDLEWARE=[mw.ASYNC_ONLY], ASYNC_TOOLKIT_INTERFACE="wsgi")
+def test_fail_on_hops_shows_the_worst_paths_and_counts_the_rest() -> None:
+    with pytest.raises(CommandError) as caught:
+        audit("--fail-on-hops", "1")
+    message = str(caught.value)
+    assert "\n" not in message
+    head, listed = message.split(": ", 1)
+    assert head == "8 request paths cost more than 1 hop; the worst 5"
+    shown, rest = listed.rsplit("; and ", 1)
+    assert rest == "3 more (the report above, or --json, lists every path)."
+    paths = shown.split("; ")
+    assert len(paths) == 5
+    # The worst first: the async views cost 3 under WSGI, the sync ones 2.
+    hops = [int(path.split()[1]) for path in paths]
+    assert hops == sorted(hops, reverse=True)
+    assert hops[0] == 3
+    assert paths[0] == "WSGI 3 for /async/ (tests.audit_views.async_view)"
 
 
 @pytest.mark.urls("tests.audit_urls")

@@ -32,7 +32,6 @@ from django_async_toolkit.management import (
     AsyncLabelCommand,
     _shutdown,
     acall_command,
-    base,
 )
 from django_async_toolkit.management._shutdown import ShutdownGuard
 
@@ -392,6 +391,44 @@ def test_tasks_left_running_are_cancelled_and_awaited(caplog: pytest.LogCaptureF
     assert str(record.exc_info[1]) == "noisy failed on its way out"
 
 
+@pytest.mark.parametrize("awaited", [False, True])
+def test_a_task_that_failed_before_handle_returned_is_reported(awaited: bool) -> None:
+    """Nothing awaited it: its error goes to stderr with its traceback (else nothing is said)."""
+
+    class FailsEarly(AsyncBaseCommand):
+        requires_system_checks: list[str] = []
+
+        async def handle(self, *args: Any, **options: Any) -> str:
+            ended = asyncio.Event()
+
+            async def send_report() -> None:
+                try:
+                    raise ValueError("the report server said no")
+                finally:
+                    ended.set()
+
+            self.task = asyncio.get_running_loop().create_task(send_report(), name="report")
+            await ended.wait()
+            await asyncio.sleep(0)  # the task is done now
+            if awaited:
+                with pytest.raises(ValueError):
+                    await self.task
+            return "done"
+
+    err = StringIO()
+    command = FailsEarly()
+    assert call_command(command, stdout=StringIO(), stderr=err) == "done"
+    if awaited:
+        assert err.getvalue() == ""  # handle saw the error itself
+        return
+    report = err.getvalue()
+    assert "Task report (" in report
+    assert "send_report) failed and nothing awaited it:" in report
+    assert "Traceback (most recent call last):" in report
+    assert 'raise ValueError("the report server said no")' in report
+    assert report.rstrip().endswith("ValueError: the report server said no")
+
+
 def test_threads_the_command_started_are_gone_afterwards() -> None:
     class Threads(AsyncBaseCommand):
         async def handle(self, *args: Any, **options: Any) -> None:
@@ -460,7 +497,7 @@ def test_call_command_closes_the_connection_of_its_worker_thread(
 ) -> None:
     command = Query()
     call_command(command)
-    assert command.worker.startswith("async-command-sync")
+    assert command.worker.startswith("async-toolkit-worker-")  # leased from the pool
     assert closed_on == [("default", command.worker)]
 
 
@@ -620,10 +657,23 @@ async def test_acall_command_runs_checks_off_the_loop() -> None:
     assert command.migrations_thread is not loop_thread
 
 
+@pytest.mark.django_db  # Django's JSONField check asks the database what it supports.
 async def test_acall_command_sync_command_by_app_name() -> None:
     out = StringIO()
-    await acall_command("check", stdout=out)
+    try:
+        await acall_command("check", stdout=out)
+    finally:
+        # The check opened a connection on asgiref's process-wide thread: really close it (an
+        # in-memory SQLite connection ignores close()), so later tests find that thread clean.
+        await sync_to_async(_close_for_real)()
     assert out.getvalue() == "System check identified no issues (0 silenced).\n"
+
+
+def _close_for_real() -> None:
+    for conn in connections.all(initialized_only=True):
+        raw, conn.connection = conn.connection, None
+        if raw is not None:
+            raw.close()
 
 
 async def test_acall_command_runs_a_sync_command_off_the_loop(

@@ -57,11 +57,33 @@ async def test_webhook_example_save_returns_before_the_http_call_ends(
             assert upstream.bodies == [{"id": user.pk, "username": "ada", "created": True}]
             upstream.release.set()  # only now does the HTTP call end
             await drain_background(timeout=30)
+            # One client for every call, closed by the lifespan shutdown of the example's handler.
+            assert not example.crm.is_closed
+            assert await run_lifespan(example.Handler()) == [
+                {"type": "lifespan.startup.complete"},
+                {"type": "lifespan.shutdown.complete"},
+            ]
+            assert example.crm.is_closed
         finally:
             upstream.release.set()
             assert post_save.disconnect(sender=User, dispatch_uid="crm_user_saved")
+            await example.crm.aclose()
             del example
             await sync_to_async(lambda: connection.close())()
+
+
+async def run_lifespan(app: Any) -> list[dict[str, Any]]:
+    """Start and shut down ``app`` through the ASGI lifespan protocol; what it sent back."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    inbox.put_nowait({"type": "lifespan.startup"})
+    inbox.put_nowait({"type": "lifespan.shutdown"})
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(app({"type": "lifespan"}, inbox.get, send), 60)
+    return sent
 
 
 async def test_asend_example_reports_the_receivers_that_failed(

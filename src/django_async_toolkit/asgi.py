@@ -46,7 +46,8 @@ from django.dispatch import Signal
 from django.http import HttpResponseBase
 from django.urls import set_script_prefix
 
-from django_async_toolkit import _compat, _handle, lifecycle
+from django_async_toolkit import _compat, _handle, lifecycle, workers
+from django_async_toolkit.middleware.builtins import InlineMiddlewareLoaderMixin
 
 __all__ = ["ASGIHandler", "get_asgi_application"]
 
@@ -62,6 +63,14 @@ Receiver = Callable[..., Any]
 #: On a request that has no thread yet, the thread Django would run them on is a new one,
 #: which has no connections: they have nothing to do.
 THREAD_BOUND_RECEIVERS: tuple[Receiver, ...] = (close_old_connections, reset_queries)
+
+#: Logged once, at the first request, by a handler whose server never sent lifespan startup.
+NO_LIFESPAN_WARNING = (
+    "This ASGI server never sent lifespan startup (daphne does not speak the lifespan protocol): "
+    "background signal dispatch will not be drained at shutdown, and dispatches still pending "
+    "then are lost. Serve with a server that speaks lifespan (uvicorn, hypercorn, granian), or "
+    "hand the receivers to Django Tasks with background_receiver(task=...)."
+)
 
 
 def _caches_need_closing() -> bool:
@@ -115,20 +124,39 @@ def _is_plain_request_close(closer: object) -> bool:
     )
 
 
-class ASGIHandler(django_asgi.ASGIHandler):
+class ASGIHandler(InlineMiddlewareLoaderMixin, django_asgi.ASGIHandler):
     """Django's ASGI handler, minus the thread hops of its housekeeping, plus ASGI lifespan.
 
     Requests are served exactly as Django serves them (same request, response, signals, database
     connection handling); see the module documentation for when the hops are skipped.
+    Django's own middleware (startproject's and a few more) runs without a thread hop per hook:
+    see :mod:`django_async_toolkit.middleware.builtins`.
     Scopes other than ``http`` and ``lifespan`` are rejected as Django rejects them.
     """
 
+    #: Whether the server sent ``lifespan.startup``, and whether the first request without it
+    #: has been warned about (one warning per handler).
+    _lifespan_started = False
+    _warned_no_lifespan = False
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve an ASGI connection: ``lifespan`` here, everything else as Django does."""
+        """Serve an ASGI connection: ``lifespan`` here, ``http`` as Django does.
+
+        Like Django's, each request runs in a thread-sensitive context of its own; the toolkit's
+        (:func:`~django_async_toolkit.workers.pooled_context`) runs the request's sync work on a
+        leased worker of the process-wide pool instead of a new thread, unless
+        ``ASYNC_TOOLKIT_SYNC_WORKERS`` is ``None``.
+        """
         if scope["type"] == "lifespan":
             await self.lifespan(receive, send)
             return
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        if not self._lifespan_started and not self._warned_no_lifespan:
+            self._warned_no_lifespan = True
+            logger.warning(NO_LIFESPAN_WARNING)
+        async with workers.pooled_context():
+            await self.handle(scope, receive, send)
 
     # --- housekeeping -------------------------------------------------------------------------
 
@@ -263,7 +291,13 @@ class ASGIHandler(django_asgi.ASGIHandler):
         return self.get_script_prefix(scope)  # type: ignore[attr-defined,no-any-return]
 
     async def send_response(self, response: HttpResponseBase, send: Send) -> None:
-        """Send ``response`` over ASGI; on Django 4.2, then close it, as Django 4.2 does."""
+        """Send ``response`` over ASGI; on Django 4.2, then close it, as Django 4.2 does.
+
+        A streaming response may stream for long: its request gives back its pool worker first
+        (see :func:`~django_async_toolkit.workers.release_worker`).
+        """
+        if response.streaming:
+            workers.release_worker()
         if _compat.ASGI_HANDLE_LISTENS_FOR_DISCONNECT:
             await super().send_response(response, send)
             return
@@ -304,6 +338,7 @@ class ASGIHandler(django_asgi.ASGIHandler):
 
     async def startup(self) -> None:
         """Start what the toolkit's settings enable: see :func:`.lifecycle.startup`."""
+        self._lifespan_started = True
         await lifecycle.startup()
 
     async def shutdown(self) -> None:

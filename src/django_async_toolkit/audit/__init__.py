@@ -13,6 +13,11 @@ hooks, so that the hops are computed without serving a request:
   different modes, Django wraps the lower one in an adapter: one hop per request;
 * a ``MiddlewareMixin`` in async mode runs ``process_request`` and ``process_response`` through
   ``sync_to_async``: one hop each;
+* except Django's own classes that the toolkit's handler serves inline
+  (:mod:`django_async_toolkit.middleware.builtins`, unless
+  ``ASYNC_TOOLKIT_INLINE_DJANGO_MIDDLEWARE = False``): their hooks count 0 hops, as under that
+  handler a hook pays a hop only when it does I/O (saving a session, checking a POST's CSRF
+  token), like the database work of a view, which is not counted either;
 * ``process_view`` and ``process_template_response`` are adapted to the server's mode, and
   ``process_exception`` always to sync;
 * the view at the bottom is adapted to the server's mode: a sync view under ASGI, or an async view

@@ -17,6 +17,7 @@ from django.utils.module_loading import import_string
 
 from django_async_toolkit.conf import conf
 from django_async_toolkit.middleware import AsyncMiddleware
+from django_async_toolkit.middleware.builtins import is_served
 
 #: The request/response hooks that a middleware base class calls from its ``__call__``.
 HOOKS = ("process_request", "process_response")
@@ -121,6 +122,9 @@ class LayerHops:
     exception_hops: int = 0
     #: False when the middleware has its own ``__call__``: hops inside it are not visible.
     inspected: bool = True
+    #: One of Django's own classes that the toolkit's handler serves without a hop per hook
+    #: (:mod:`django_async_toolkit.middleware.builtins`): its hooks count 0 hops.
+    served_inline: bool = False
 
     @property
     def hops(self) -> int:
@@ -137,6 +141,7 @@ class LayerHops:
             "template_response_hops": self.template_response_hops,
             "exception_hops": self.exception_hops,
             "inspected": self.inspected,
+            "served_inline": self.served_inline,
         }
 
 
@@ -212,6 +217,11 @@ def _hook_hops(instance: object, is_async: bool) -> tuple[int, bool]:
     return 0, False
 
 
+def _served_inline(factory: object, instance: object) -> bool:
+    """Whether the toolkit's handler serves this middleware inline (exact class, setting on)."""
+    return conf.INLINE_DJANGO_MIDDLEWARE and type(instance) is factory and is_served(factory)
+
+
 def _adapted(method: object, is_async: bool) -> int:
     """1 when Django's ``adapt_method_mode`` wraps ``method`` for a handler of that mode."""
     return int(iscoroutinefunction(method) != is_async)
@@ -258,6 +268,10 @@ def _model_layer(
         layer.template_response_hops = _adapted(instance.process_template_response, is_async)
     if hasattr(instance, "process_exception"):
         layer.exception_hops = _adapted(instance.process_exception, False)
+    if is_async and middleware_is_async and _served_inline(factory, instance):
+        # Its hooks run on the event loop; a hook pays a hop only when it does I/O.
+        layer.hook_hops = layer.view_hook_hops = 0
+        layer.served_inline = True
     forced = not (can_async if is_async else can_sync)
     return layer, forced
 

@@ -108,8 +108,16 @@ def background_target(receiver: object) -> Callable[..., Any] | None:
     return target if callable(target) else None
 
 
+_TOOLKIT = "django_async_toolkit"
+
+
 def audit_signals() -> list[SignalReport]:
-    """Every signal that has live receivers, sorted by name, receivers in connection order."""
+    """Every signal that has live receivers, sorted by name, receivers in connection order.
+
+    The toolkit's own receivers (those whose module is inside ``django_async_toolkit``, such as
+    the one that notes each new database connection) are left out; a project's
+    ``@background_receiver`` functions are named by the function, so they stay.
+    """
     none_id = id(None)
     senders = _sender_names()
     reports = []
@@ -127,9 +135,12 @@ def audit_signals() -> list[SignalReport]:
             else:
                 sender = senders.get(sender_id, "an object that is not a model or an app")
             target = background_target(receiver)
+            receiver_name = qualname(target if target is not None else receiver)
+            if receiver_name.split(".", 1)[0] == _TOOLKIT:
+                continue  # the toolkit's own bookkeeping: nothing the project can change
             receivers.append(
                 ReceiverReport(
-                    receiver=qualname(target if target is not None else receiver),
+                    receiver=receiver_name,
                     is_async=iscoroutinefunction(target if target is not None else receiver),
                     background=target is not None,
                     sender=sender,

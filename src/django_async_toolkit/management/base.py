@@ -10,11 +10,11 @@ import argparse
 import asyncio
 import contextvars
 import threading
+import traceback
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
 
-from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.apps import AppConfig, apps
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command, get_commands, load_command_class
@@ -28,7 +28,7 @@ from django.core.management.base import (
 from django.core.management.color import color_style, no_style
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from django_async_toolkit import _compat, lifecycle
+from django_async_toolkit import _compat, lifecycle, workers
 from django_async_toolkit._validation import is_seconds
 from django_async_toolkit.conf import conf
 from django_async_toolkit.management._shutdown import ShutdownGuard
@@ -111,8 +111,9 @@ class AsyncBaseCommand(BaseCommand):
     A subclass with a plain ``def handle`` is a :exc:`TypeError` when the class is defined.
 
     ``manage.py`` and ``call_command`` run ``handle`` on a new ``asyncio.Runner`` (uvloop when
-    ``ASYNC_TOOLKIT_EVENT_LOOP = "uvloop"``), with a thread-sensitive worker thread of its own for
-    the async ORM; :func:`acall_command` awaits it on the caller's loop.
+    ``ASYNC_TOOLKIT_EVENT_LOOP = "uvloop"``); its thread-sensitive calls (the async ORM) run on a
+    worker leased from the toolkit's pool (:mod:`django_async_toolkit.workers`), one thread for the
+    whole command; :func:`acall_command` awaits it on the caller's loop.
 
     Run from the command line, on the main thread, the command owns SIGINT and SIGTERM.
     The first cancels ``handle`` (its ``finally`` blocks and ``async with`` exits run), and the
@@ -256,20 +257,16 @@ class AsyncBaseCommand(BaseCommand):
         guard = ShutdownGuard(self.shutdown_timeout) if owns_process else None
         if guard is not None:
             guard.install()
-        executor = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="async-command-sync")
-            if _compat.THREAD_SENSITIVE_CONTEXT_EXECUTOR
-            else None
-        )
         output: str | None = None
         try:
             runner = asyncio.Runner(loop_factory=loop_factory)
             try:
-                output = runner.run(self._arun(executor, guard, args, options, owns_process))
+                output = runner.run(self._arun(guard, args, options, owns_process))
             finally:
                 runner.close()
-                if executor is not None:
-                    executor.shutdown(wait=True)
+                # The worker the command leased, and any others: connections closed on each
+                # worker, threads joined (a later unit of work starts a new pool).
+                workers.shutdown_pool(timeout=conf.DRAIN_TIMEOUT)
         except BaseException as exc:
             if guard is None or guard.signum is None:
                 raise
@@ -289,19 +286,15 @@ class AsyncBaseCommand(BaseCommand):
 
     async def _arun(
         self,
-        executor: ThreadPoolExecutor | None,
         guard: ShutdownGuard | None,
         args: tuple[Any, ...],
         options: dict[str, Any],
         owns_process: bool,
     ) -> str | None:
         loop = asyncio.get_running_loop()
-        context = (
-            ThreadSensitiveContext(executor=executor)  # type: ignore[call-arg,unused-ignore]
-            if executor is not None
-            else ThreadSensitiveContext()
-        )
-        async with context:
+        failed = _TaskFailures(loop)
+        # The command's thread-sensitive calls run on a worker leased from the toolkit's pool.
+        async with workers.pooled_context():
             task = loop.create_task(self._handle_and_write(args, options))
             if guard is not None:
                 guard.attach(loop, task)
@@ -311,6 +304,7 @@ class AsyncBaseCommand(BaseCommand):
                 try:
                     await self._acleanup(loop, owns_process)
                 finally:
+                    failed.report(self.stderr.write)
                     if guard is not None:
                         guard.detach()
 
@@ -332,6 +326,55 @@ class AsyncBaseCommand(BaseCommand):
                 await lifecycle.stop_machinery()
             else:
                 await sync_to_async(connections.close_all)()
+
+
+class _TaskFailures:
+    """Follows the tasks created on the command's own loop, to report the failures nobody saw.
+
+    A task that ``handle`` started and that failed before ``handle`` returned is done, so it is
+    not among the stragglers cancelled at the end; if nothing retrieved its error (awaited it,
+    or asked for ``exception()``), the failure would pass without a word.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._failed: list[asyncio.Task[Any]] = []
+        previous = loop.get_task_factory()
+
+        def factory(
+            loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
+        ) -> asyncio.Future[Any]:
+            if previous is not None:
+                task = previous(loop, coro, **kwargs)
+            else:
+                task = asyncio.Task(coro, loop=loop, **kwargs)
+            if isinstance(task, asyncio.Task):
+                task.add_done_callback(self._done)
+            return task
+
+        loop.set_task_factory(factory)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and _compat.exception_unretrieved(task):
+            self._failed.append(task)
+
+    def report(self, write: Callable[[str], Any]) -> None:
+        """Write each failure that is still unretrieved on stderr, with its traceback."""
+        for task in self._failed:
+            if not _compat.exception_unretrieved(task):
+                continue  # retrieved after it failed (handle awaited it later)
+            error = task.exception()  # (marks it retrieved: asyncio says nothing more at exit)
+            assert error is not None
+            trace = "".join(traceback.format_exception(error)).rstrip()
+            write(
+                f"Task {task.get_name()} ({_coroutine_name(task)}) failed and nothing "
+                f"awaited it:\n{trace}"
+            )
+        self._failed.clear()
+
+
+def _coroutine_name(task: asyncio.Task[Any]) -> str:
+    coro = task.get_coro()
+    return getattr(coro, "__qualname__", None) or repr(coro)
 
 
 def _async_base(cls: type) -> str:

@@ -6,6 +6,8 @@
 * :mod:`~django_async_toolkit.signals.background`: :func:`send_background`,
   :func:`drain_background`, :func:`drain_background_sync`, :func:`background_receiver` and
   :func:`stop_background_loop`: dispatch that the sender does not wait for.
+* :mod:`~django_async_toolkit.signals.tasks`: ``background_receiver(..., task="alias")`` hands
+  the receiver to Django Tasks, run by a worker process.
 
 Import them from here: ``from django_async_toolkit.signals import background_receiver``.
 """

@@ -3,8 +3,10 @@
 ``send_background`` dispatches without waiting, from async or sync code, and
 ``background_receiver`` connects an ``async def`` receiver that its senders never wait for.
 Each background dispatch is registered when it is sent, runs in a fresh ``contextvars`` context
-inside its own ``ThreadSensitiveContext`` (its ORM calls get a thread and a connection of their
-own, closed when it ends), logs its failures, and is awaited by ``drain_background``.
+inside its own thread-sensitive context (its ORM calls run on a worker it leases from the
+toolkit's pool, :mod:`django_async_toolkit.workers`, so a burst of dispatches never means as many
+threads or connections; with ``ASYNC_TOOLKIT_SYNC_WORKERS = None``, on a thread of its own whose
+connections are closed when it ends), logs its failures, and is awaited by ``drain_background``.
 
 Where a background dispatch runs:
 
@@ -19,7 +21,6 @@ Where a background dispatch runs:
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
 import contextvars
 import functools
@@ -32,11 +33,15 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.dispatch import Signal
 
-from django_async_toolkit import _compat
+from django_async_toolkit import _compat, workers
 from django_async_toolkit._validation import check_signal, check_timeout, qualname
+from django_async_toolkit.conf import SETTINGS, conf
+from django_async_toolkit.signals import _exit
+from django_async_toolkit.signals import tasks as _tasks
 from django_async_toolkit.signals.dispatch import (
     Receiver,
     _describe_sender,
@@ -60,6 +65,7 @@ AsyncReceiverT = TypeVar("AsyncReceiverT", bound=Callable[..., Awaitable[Any]])
 
 _BACKGROUND_MARK = "_async_toolkit_background_receiver"
 _DISPATCHERS_ATTR = "_async_toolkit_background_dispatchers"
+_TASK_MARK = "_async_toolkit_task_dispatcher"
 
 
 class _Pending:
@@ -158,9 +164,25 @@ def _get_private_loop() -> asyncio.AbstractEventLoop:
         if _private_loop is None:
             _private_loop = _PrivateLoop()
             if not _atexit_registered:
-                atexit.register(stop_background_loop)
+                _exit.register(_drain_at_exit, fallback=stop_background_loop)
                 _atexit_registered = True
         return _private_loop.loop
+
+
+_exit_executor: _exit.DrainingThreadExecutor | None = None
+
+
+def _drain_at_exit() -> None:
+    """Let pending dispatches finish (``ASYNC_TOOLKIT_DRAIN_TIMEOUT``), then stop the loop."""
+    global _exit_executor
+    try:
+        timeout = conf.DRAIN_TIMEOUT
+    except ImproperlyConfigured:  # no settings, or an invalid value (E001 says so)
+        timeout = SETTINGS["DRAIN_TIMEOUT"].default()  # type: ignore[assignment]
+    if not _on_loop_thread():
+        _exit_executor = _exit.DrainingThreadExecutor()  # no new thread can start now
+        _exit_executor.run_until(lambda: not _pending_snapshot(), timeout)
+    stop_background_loop()
 
 
 def stop_background_loop() -> None:
@@ -199,15 +221,27 @@ def _target_loop() -> tuple[asyncio.AbstractEventLoop, bool]:
 async def _run_in_background(
     entry: _Pending, call: Callable[[], Coroutine[Any, Any, object]]
 ) -> None:
-    context = ThreadSensitiveContext()
+    context = (
+        workers.pooled_context()
+        if _exit_executor is None
+        else ThreadSensitiveContext(executor=_exit_executor)
+    )
+    called = False
     try:
         async with context:
             try:
                 await call()
+                called = True
             finally:
-                if _compat.thread_sensitive_context_has_thread(context):
+                # A leased worker keeps its connections (closed when obsolete, at the lease's end);
+                # a thread of its own dies with the dispatch: close them now.
+                if not isinstance(
+                    context, workers.PooledContext
+                ) and _compat.thread_sensitive_context_has_thread(context):
                     await sync_to_async(connections.close_all)()
     except Exception:
+        if called and _exit_executor is not None:
+            return  # done; at exit asgiref cannot start the thread that joins its executor
         logger.exception("Background signal dispatch failed: %s", entry.description)
         raise
 
@@ -258,6 +292,10 @@ def send_background(signal: Signal, sender: object, **named: Any) -> None:
     if _has_no_receivers(signal, sender):
         return
     sync_receivers, async_receivers = _compat.signal_live_receivers(signal, sender)
+    # Receivers on Django Tasks enqueue now, in the caller's transaction, not in this process.
+    for enqueue in [r for r in sync_receivers if getattr(r, _TASK_MARK, False)]:
+        enqueue(signal=signal, sender=sender, **named)
+    sync_receivers = [r for r in sync_receivers if not getattr(r, _TASK_MARK, False)]
     if not sync_receivers and not async_receivers:
         return
     dispatch = _Dispatch(signal, sender, named, timeout=None, max_concurrency=None, robust=True)
@@ -364,6 +402,7 @@ def background_receiver(
     *,
     on_commit: bool = False,
     dispatch_uid: object = None,
+    task: str | None = None,
 ) -> Callable[[AsyncReceiverT], AsyncReceiverT]:
     """Connect an ``async def`` receiver that the signal's senders do not wait for.
 
@@ -378,6 +417,10 @@ def background_receiver(
     The receiver is connected weakly, as Django connects receivers: it lives as long as the
     decorated function (a bound method, which cannot hold it, is connected strongly).
     Returns the decorated function unchanged, so it can still be called (and tested) directly.
+
+    With ``task="alias"`` (a backend of the ``TASKS`` setting; ``ASYNC_TOOLKIT_BACKGROUND_TASKS``
+    is the default when it is set) every sending of the signal enqueues one Django Task instead,
+    which a worker process runs: see :mod:`django_async_toolkit.signals.tasks`.
     """
     signals: list[Any] = list(signal) if isinstance(signal, list | tuple) else [signal]
     for one in signals:
@@ -387,8 +430,17 @@ def background_receiver(
             f"background_receiver(on_commit=...) must be True or False, not {on_commit!r}."
         )
 
+    if task is not None and not isinstance(task, str):
+        raise TypeError(
+            f"background_receiver(task=...) must be the alias of a TASKS backend or None, not "
+            f"{task!r}."
+        )
+
     def decorator(func: AsyncReceiverT) -> AsyncReceiverT:
         _check_async_receiver(func)
+        alias = task if task is not None else conf.BACKGROUND_TASKS
+        if alias is not None:
+            return _connect_task_receiver(func, signals, sender, dispatch_uid, alias)
         description = f"background receiver {qualname(func)}"
 
         def dispatcher(signal: Signal, sender: object, **named: Any) -> None:
@@ -415,6 +467,24 @@ def background_receiver(
         return func
 
     return decorator
+
+
+def _connect_task_receiver(
+    func: AsyncReceiverT,
+    signals: list[Signal],
+    sender: object,
+    dispatch_uid: object,
+    alias: str,
+) -> AsyncReceiverT:
+    """Connect a dispatcher that enqueues one Django Task per sending (see ``tasks``)."""
+    dispatcher = _tasks.dispatcher(func, signals, alias, submit=_submit)
+    functools.update_wrapper(dispatcher, func, updated=())
+    for mark in (_BACKGROUND_MARK, _TASK_MARK):
+        setattr(dispatcher, mark, True)
+    weak = _attach(func, dispatcher)
+    for one in signals:
+        one.connect(dispatcher, sender=sender, weak=weak, dispatch_uid=dispatch_uid)
+    return func
 
 
 def is_background_receiver(receiver: object) -> bool:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_async_toolkit import workers
 from django_async_toolkit.audit import (
     INTERFACE_NAMES,
     MiddlewareReport,
@@ -20,6 +22,7 @@ from django_async_toolkit.audit import (
     ProjectAudit,
     audit_project,
 )
+from django_async_toolkit.conf import conf
 
 LABELS = {"asgi": "ASGI", "wsgi": "WSGI"}
 
@@ -55,6 +58,7 @@ def render_text(audit: ProjectAudit, interfaces: Sequence[str]) -> str:
     """The report a person reads: middleware, views, signals, then the worst request paths."""
     lines = [
         *_served_section(audit),
+        *_workers_section(),
         *_middleware_section(audit),
         "",
         *_views_section(audit),
@@ -75,6 +79,26 @@ def _served_section(audit: ProjectAudit) -> list[str]:
         "A hop is one thread switch on a request: a sync_to_async or async_to_sync call.",
         "",
     ]
+
+
+def workers_document() -> dict[str, Any]:
+    """The worker pool's size (``None``: Django's thread per request) and this process's figures
+    (``None`` until its pool started: a server's pool lives in the server's process)."""
+    stats = workers.pool_stats()
+    return {"size": conf.SYNC_WORKERS, "stats": None if stats is None else asdict(stats)}
+
+
+def _workers_section() -> list[str]:
+    document = workers_document()
+    if document["size"] is None:
+        return ["Sync work: a thread per request (ASYNC_TOOLKIT_SYNC_WORKERS = None).", ""]
+    line = f"Sync work: a pool of {document['size']} reused worker threads"
+    stats = document["stats"]
+    if stats is None:
+        line += " (not started in this process)."
+    else:
+        line += ", now " + ", ".join(f"{key} {value}" for key, value in stats.items()) + "."
+    return [line, ""]
 
 
 def _middleware_section(audit: ProjectAudit) -> list[str]:
@@ -143,6 +167,25 @@ def _describe(path: PathHops) -> str:
     return f"{path.hops}{where}"
 
 
+#: How many of the paths over the limit the error names; the report (or --json) has them all.
+WORST_SHOWN = 5
+
+
+def _over_message(over: Sequence[PathHops], limit: int) -> str:
+    """One line: how many paths cost more than ``limit``, the worst few, a count of the rest."""
+    worst = sorted(over, key=lambda path: -path.hops)  # stable: same-cost paths in URLconf order
+    count = f"{len(over)} request path{'s' if len(over) != 1 else ''}"
+    listed = "; ".join(f"{LABELS[p.interface]} {_describe(p)}" for p in worst[:WORST_SHOWN])
+    message = f"{count} cost more than {limit} hop{'s' if limit != 1 else ''}"
+    if len(worst) <= WORST_SHOWN:
+        return f"{message}: {listed}."
+    rest = len(worst) - WORST_SHOWN
+    return (
+        f"{message}; the worst {WORST_SHOWN}: {listed}; and {rest} more "
+        f"(the report above, or --json, lists every path)."
+    )
+
+
 class Command(BaseCommand):
     help = (
         "Show which middleware, views and signal receivers run sync or async, and the thread "
@@ -189,6 +232,7 @@ class Command(BaseCommand):
 
         if options["json"]:
             document = audit.as_dict()
+            document["sync_workers"] = workers_document()
             if limit is not None:
                 document["fail_on_hops"] = {
                     "limit": limit,
@@ -206,9 +250,7 @@ class Command(BaseCommand):
             return
         over = self._over(audit, interfaces, limit)
         if over:
-            listed = "; ".join(f"{LABELS[p.interface]} {_describe(p)}" for p in over)
-            count = f"{len(over)} request path{'s' if len(over) != 1 else ''}"
-            raise CommandError(f"{count} cost more than {limit} hops: {listed}.")
+            raise CommandError(_over_message(over, limit))
 
     @staticmethod
     def _over(audit: ProjectAudit, interfaces: Sequence[str], limit: int) -> list[PathHops]:
