@@ -74,3 +74,16 @@ def test_a_server_without_lifespan_gets_one_warning_at_the_first_request(
     assert len(no_lifespan_warnings(caplog)) == warnings
     if warnings:
         assert "background_receiver(task=...)" in NO_LIFESPAN_WARNING
+
+
+def test_an_exit_drain_that_times_out_with_sync_work_queued_still_exits() -> None:
+    """Dispatches whose sync calls were still queued when the drain timed out are cancelled.
+
+    Their cleanup used to wait for the draining thread, which had stopped running calls: the
+    interpreter never exited.
+    """
+    result = run_script("200", "0.05", "stuck")
+    assert result.returncode == 0, result.stderr
+    cancelled = [line for line in result.stderr.splitlines() if "cancelled" in line]
+    assert any("stuck_receiver" in line for line in cancelled), result.stderr
+    assert "Traceback" not in result.stderr

@@ -30,11 +30,25 @@ class DrainingThreadExecutor(Executor):
 
     def __init__(self) -> None:
         self._items: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._closed = False
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         future: Future[Any] = Future()
+        if self._closed:
+            future.cancel()  # the drain is over: nothing would ever run it
+            return future
         self._items.put((future, fn, args, kwargs))
         return future
+
+    def close(self) -> None:
+        """Cancel what is still queued, and every later call, once nothing runs them."""
+        self._closed = True
+        while True:
+            try:
+                future, *_ = self._items.get_nowait()
+            except queue.Empty:
+                return
+            future.cancel()
 
     def run_until(self, finished: Callable[[], bool], timeout: float | None) -> bool:
         """Run submitted calls until ``finished()`` or ``timeout`` seconds; whether it finished."""

@@ -182,6 +182,8 @@ def _drain_at_exit() -> None:
     if not _on_loop_thread():
         _exit_executor = _exit.DrainingThreadExecutor()  # no new thread can start now
         _exit_executor.run_until(lambda: not _pending_snapshot(), timeout)
+        # Nothing runs its calls any more: the dispatches cancelled next must not wait for it.
+        _exit_executor.close()
     stop_background_loop()
 
 
@@ -235,9 +237,11 @@ async def _run_in_background(
             finally:
                 # A leased worker keeps its connections (closed when obsolete, at the lease's end);
                 # a thread of its own dies with the dispatch: close them now.
-                if not isinstance(
-                    context, workers.PooledContext
-                ) and _compat.thread_sensitive_context_has_thread(context):
+                if (
+                    not isinstance(context, workers.PooledContext)
+                    and _exit_executor is None
+                    and _compat.thread_sensitive_context_has_thread(context)
+                ):
                     await sync_to_async(connections.close_all)()
     except Exception:
         if called and _exit_executor is not None:
