@@ -1,12 +1,16 @@
-"""The public import paths of the design, and the package's import on a platform without fork."""
+"""The public import paths of the design, the package's import on a platform without fork, and
+the modules' length."""
 
 from __future__ import annotations
 
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+import django_async_toolkit
 
 #: Every public name, at the import path the docs and DESIGN.md give for it.
 PUBLIC = {
@@ -80,3 +84,15 @@ def test_the_package_imports_where_os_has_no_register_at_fork() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "imported"
+
+
+def test_no_module_of_the_package_is_much_longer_than_500_lines() -> None:
+    # DESIGN.md's layering: a module longer than this holds several jobs; split it by job.
+    package = Path(django_async_toolkit.__file__).parent
+    lengths = {
+        str(path.relative_to(package)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in package.rglob("*.py")
+    }
+    assert lengths, package
+    too_long = {name: count for name, count in lengths.items() if count > 510}
+    assert not too_long, too_long

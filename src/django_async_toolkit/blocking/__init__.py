@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import threading
 
-from django_async_toolkit.blocking.detector import (
-    BlockingDetector,
-    _closed,
-    _running_loop,
-    _StartStopContext,
-)
+from django_async_toolkit.blocking._support import _closed, _running_loop, _StartStopContext
+from django_async_toolkit.blocking.detector import BlockingDetector
 from django_async_toolkit.blocking.events import BlockingEvent
 from django_async_toolkit.conf import conf
 

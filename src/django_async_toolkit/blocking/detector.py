@@ -29,7 +29,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import os
 import sys
 import threading
 import time
@@ -37,50 +36,18 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Generic, TypeVar
 
 from django_async_toolkit._validation import is_seconds
+from django_async_toolkit.blocking._support import (
+    _running_loop,
+    _RunQueueClock,
+    _StartStopContext,
+)
 from django_async_toolkit.blocking.events import BlockingEvent, _extract, _has_user_frame
 
 __all__ = ["STILL_BLOCKED_AFTER", "BlockingDetector", "not_blocking_because"]
 
 logger = logging.getLogger("django_async_toolkit.blocking")
-
-_EnteredT = TypeVar("_EnteredT")
-
-
-class _StartStopContext(Generic[_EnteredT]):
-    """``with`` and ``async with`` around a start and a stop, written once for both."""
-
-    def _enter(self) -> _EnteredT:
-        raise NotImplementedError
-
-    def _exit(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> _EnteredT:
-        return self._enter()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._exit()
-
-    async def __aenter__(self) -> _EnteredT:
-        return self._enter()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._exit()
-
 
 #: The default ``still_blocked_after``: seconds after which a stall still going on is logged.
 STILL_BLOCKED_AFTER = 10.0
@@ -508,36 +475,3 @@ def not_blocking_because(
             "loop thread used no CPU)"
         )
     return None
-
-
-class _RunQueueClock:
-    """Seconds a thread spent runnable but waiting for a CPU, from Linux's schedstat."""
-
-    def __init__(self, native_id: int) -> None:
-        self._fd: int | None = None
-        with contextlib.suppress(OSError):
-            self._fd = os.open(f"/proc/self/task/{native_id}/schedstat", os.O_RDONLY)
-
-    def read(self) -> float | None:
-        if self._fd is None:
-            return None
-        try:
-            return int(os.pread(self._fd, 128, 0).split()[1]) / 1e9
-        except (OSError, IndexError, ValueError):
-            return None
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-def _closed(loop: asyncio.AbstractEventLoop | None) -> bool:
-    return loop is None or loop.is_closed()
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None

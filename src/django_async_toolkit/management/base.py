@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextvars
 import threading
-import traceback
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -31,6 +30,12 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django_async_toolkit import _compat, lifecycle, workers
 from django_async_toolkit._validation import is_seconds
 from django_async_toolkit.conf import conf
+from django_async_toolkit.management._leftovers import (
+    TaskFailures,
+    cancel_and_report_stragglers,
+    close_opened_since,
+    open_aliases,
+)
 from django_async_toolkit.management._shutdown import ShutdownGuard
 
 __all__ = ["AsyncAppCommand", "AsyncBaseCommand", "AsyncLabelCommand", "acall_command"]
@@ -57,39 +62,6 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
             "or set ASYNC_TOOLKIT_EVENT_LOOP = 'asyncio'."
         ) from exc
     return uvloop.new_event_loop
-
-
-def _open_aliases() -> set[str]:
-    """The aliases whose connection is open on the current thread."""
-    return {
-        conn.alias
-        for conn in connections.all(initialized_only=True)
-        if conn.connection is not None
-    }
-
-
-def _close_opened_since(before: set[str]) -> None:
-    """Close this thread's connections that were not open in ``before`` (none in a transaction)."""
-    for conn in connections.all(initialized_only=True):
-        if conn.alias not in before and conn.connection is not None and not conn.in_atomic_block:
-            conn.close()
-
-
-async def _cancel_and_report_stragglers(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel and await the tasks ``handle`` left running; report those that failed."""
-    tasks = [task for task in asyncio.all_tasks(loop) if task is not asyncio.current_task()]
-    for task in tasks:
-        task.cancel()
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    for task, result in zip(tasks, results, strict=True):
-        if isinstance(result, Exception):
-            loop.call_exception_handler(
-                {
-                    "message": "unhandled exception in a task left running by an async command",
-                    "exception": result,
-                    "task": task,
-                }
-            )
 
 
 def _positive_int(value: str) -> int:
@@ -176,7 +148,7 @@ class AsyncBaseCommand(BaseCommand):
                 f"django_async_toolkit.management instead."
             )
         loop_factory = _event_loop_factory()
-        before = _open_aliases()
+        before = open_aliases()
         try:
             self._prepare(options)
             if self.requires_system_checks and not options["skip_checks"]:
@@ -185,7 +157,7 @@ class AsyncBaseCommand(BaseCommand):
                 self.check_migrations()
             return self._run(loop_factory, args, options)
         finally:
-            _close_opened_since(before)
+            close_opened_since(before)
 
     async def aexecute(self, *args: Any, **options: Any) -> str | None:
         """The async twin of :meth:`execute`, on the running loop (:func:`acall_command`).
@@ -198,11 +170,11 @@ class AsyncBaseCommand(BaseCommand):
             self.requires_migrations_checks
         ):
             await sync_to_async(self._run_checks)(options)
-        before = await sync_to_async(_open_aliases)()
+        before = await sync_to_async(open_aliases)()
         try:
             return await self._handle_and_write(args, options)
         finally:
-            await sync_to_async(_close_opened_since)(before)
+            await sync_to_async(close_opened_since)(before)
 
     def _prepare(self, options: dict[str, Any]) -> None:
         # BaseCommand.execute()'s handling of the output options, on every supported Django.
@@ -292,7 +264,7 @@ class AsyncBaseCommand(BaseCommand):
         owns_process: bool,
     ) -> str | None:
         loop = asyncio.get_running_loop()
-        failed = _TaskFailures(loop)
+        failed = TaskFailures(loop)
         # The command's thread-sensitive calls run on a worker leased from the toolkit's pool.
         async with workers.pooled_context():
             task = loop.create_task(self._handle_and_write(args, options))
@@ -321,60 +293,11 @@ class AsyncBaseCommand(BaseCommand):
         except TimeoutError as exc:
             self.stderr.write(f"Background signal dispatch did not finish: {exc}")
         finally:
-            await _cancel_and_report_stragglers(loop)
+            await cancel_and_report_stragglers(loop)
             if owns_process:
                 await lifecycle.stop_machinery()
             else:
                 await sync_to_async(connections.close_all)()
-
-
-class _TaskFailures:
-    """Follows the tasks created on the command's own loop, to report the failures nobody saw.
-
-    A task that ``handle`` started and that failed before ``handle`` returned is done, so it is
-    not among the stragglers cancelled at the end; if nothing retrieved its error (awaited it,
-    or asked for ``exception()``), the failure would pass without a word.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._failed: list[asyncio.Task[Any]] = []
-        previous = loop.get_task_factory()
-
-        def factory(
-            loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
-        ) -> asyncio.Future[Any]:
-            if previous is not None:
-                task = previous(loop, coro, **kwargs)
-            else:
-                task = asyncio.Task(coro, loop=loop, **kwargs)
-            if isinstance(task, asyncio.Task):
-                task.add_done_callback(self._done)
-            return task
-
-        loop.set_task_factory(factory)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        if not task.cancelled() and _compat.exception_unretrieved(task):
-            self._failed.append(task)
-
-    def report(self, write: Callable[[str], Any]) -> None:
-        """Write each failure that is still unretrieved on stderr, with its traceback."""
-        for task in self._failed:
-            if not _compat.exception_unretrieved(task):
-                continue  # retrieved after it failed (handle awaited it later)
-            error = task.exception()  # (marks it retrieved: asyncio says nothing more at exit)
-            assert error is not None
-            trace = "".join(traceback.format_exception(error)).rstrip()
-            write(
-                f"Task {task.get_name()} ({_coroutine_name(task)}) failed and nothing "
-                f"awaited it:\n{trace}"
-            )
-        self._failed.clear()
-
-
-def _coroutine_name(task: asyncio.Task[Any]) -> str:
-    coro = task.get_coro()
-    return getattr(coro, "__qualname__", None) or repr(coro)
 
 
 def _async_base(cls: type) -> str:
