@@ -132,6 +132,20 @@ def test_background_burst_is_bounded_and_loses_nothing(sqlite_url: str) -> None:
     assert report["stats"]["leases"] == 2000
 
 
+@pytest.mark.parametrize("stuck", [False, True])
+def test_a_script_that_never_stops_the_pool_closes_the_connections_at_exit(
+    sqlite_url: str, stuck: bool
+) -> None:
+    args = ["exit", "stuck"] if stuck else ["exit"]
+    report = run_child(sqlite_url, *args, WORKERS_CONN_MAX_AGE="600")
+    assert report["created"] == 1
+    # Kept by the worker after its lease (CONN_MAX_AGE=600), and closed on that worker at exit.
+    assert len(report["closed_on"]) == 1
+    assert report["closed_on"][0].startswith(WORKER)
+    # A worker still busy at exit is left to die with the process; the idle one has stopped.
+    assert report["workers_alive_at_exit"] == (1 if stuck else 0)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
 def test_a_forked_child_starts_a_pool_of_its_own(sqlite_url: str) -> None:
     report = run_child(sqlite_url, "fork")

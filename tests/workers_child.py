@@ -8,7 +8,10 @@ its last line of stdout. Scenarios:
 - ``serve PATH REQUESTS CONCURRENCY``: the same through uvicorn on 127.0.0.1 (lifespan on), with
   PostgreSQL's count of this database's connections taken while the server still runs, and again
   after its lifespan shutdown;
-- ``background DISPATCHES``: ``send_background`` with a sync receiver that uses the ORM.
+- ``background DISPATCHES``: ``send_background`` with a sync receiver that uses the ORM;
+- ``exit [stuck]``: a unit opens a connection on a worker and the script ends without stopping
+  the pool (with ``stuck``, a second worker is still busy then); the report comes from an exit
+  hook that runs after the pool's own.
 
 Each report has the threads started, ``connection_created`` signals, the connections closed
 (with the thread that closed them), and the pool's statistics.
@@ -190,6 +193,57 @@ def _fork() -> None:
     report["child_worker"] = os.read(read, 200).decode()
 
 
+def _exit_without_shutdown(stuck: bool) -> None:
+    """Use a worker's connection, and end without stopping the pool (a plain script).
+
+    The report is printed by an exit hook registered before the pool starts, so it runs after
+    the pool's own exit hook (atexit runs the latest registered first).
+    """
+    import atexit
+
+    from asgiref.sync import sync_to_async
+
+    def print_report() -> None:
+        report["workers_alive_at_exit"] = sum(
+            thread.name.startswith("async-toolkit-worker-") and thread.is_alive()
+            for thread in threading.enumerate()
+        )
+        print(json.dumps(report), flush=True)
+
+    atexit.register(print_report)
+    held = threading.Event()
+
+    def hold_a_worker() -> None:
+        held.set()
+        threading.Event().wait()  # never returns: this worker is still busy at exit
+
+    async def units() -> None:
+        async with workers.pooled_context():
+            # (a lambda: the worker's own connection, not the one of the thread that wraps it)
+            await sync_to_async(lambda: connection.ensure_connection())()
+        if stuck:
+            # A unit holds a worker forever, not the one with the connection: once that one is
+            # back (its release runs on it, after the unit), the blocker leases it (the most
+            # recently used idle worker), so the holder, which starts next, gets a new one.
+            pool = workers.get_pool()
+            assert pool is not None
+            assert await asyncio.to_thread(pool.wait_idle, 60)
+
+            async def holder() -> None:
+                async with workers.pooled_context():
+                    await sync_to_async(hold_a_worker)()
+
+            async def blocker() -> None:
+                async with workers.pooled_context():
+                    await sync_to_async(held.wait)()
+
+            asyncio.get_running_loop().create_task(holder())
+            await blocker()
+
+    asyncio.run(units())
+    report["stats"] = _stats()
+
+
 def _stats() -> dict[str, int] | None:
     stats = workers.pool_stats()
     return None if stats is None else stats.__dict__.copy()
@@ -214,6 +268,9 @@ def main(argv: list[str]) -> None:
         _background(int(args[0]))
     elif scenario == "fork":
         _fork()
+    elif scenario == "exit":
+        _exit_without_shutdown(stuck=args == ["stuck"])
+        return  # the pool stays up: the exit hooks report
     else:
         raise SystemExit(f"unknown scenario {scenario!r}")
     report["stats"] = _stats()

@@ -8,6 +8,7 @@ asgiref runs a thread-sensitive ``sync_to_async`` call on the executor that
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -146,14 +147,26 @@ def pooled_context() -> ThreadSensitiveContext:
 
 _pool: WorkerPool | None = None
 
+#: At interpreter exit, how long to wait for the workers to close their connections; a worker
+#: still busy then is left to die with the process (it is a daemon thread).
+_EXIT_TIMEOUT = 5.0
+_exit_hook_registered = False
+
 
 def _current_pool_locked() -> WorkerPool | None:
-    global _pool
+    global _pool, _exit_hook_registered
     size = conf.SYNC_WORKERS
     if size is None:
         return None
     if _pool is None or _pool._closing:
         _pool = WorkerPool(size)
+        if not _exit_hook_registered:
+            # A script or a server without lifespan never stops the pool: close each worker's
+            # connections on it at exit, rather than dropping them with the threads. A plain
+            # atexit hook runs after the toolkit's exit drain of background dispatch (a
+            # threading exit hook), which may still need the workers.
+            atexit.register(_shutdown_at_exit)
+            _exit_hook_registered = True
     elif _pool.size != size:
         _pool._resize_locked(size)  # the setting changed (override_settings in tests)
     return _pool
@@ -185,6 +198,10 @@ def shutdown_pool(timeout: float | None = None) -> None:
         pool, _pool = _pool, None
     if pool is not None:
         pool.close(timeout)
+
+
+def _shutdown_at_exit() -> None:
+    shutdown_pool(timeout=_EXIT_TIMEOUT)
 
 
 async def ashutdown_pool(timeout: float | None = None) -> None:
