@@ -182,8 +182,13 @@ class _SetOnRecord(logging.Handler):
 
 
 def wait_until_reported_as_still_blocked(handler: _SetOnRecord) -> None:
-    # The loop is stuck on the next line until the watchdog has logged the stall.
+    # The loop is stuck on the next line until the watchdog has logged the stall ...
     handler.seen.wait(30)  # stuck here
+    # ... and a while longer, so that the whole stall is much longer than any gap a busy machine
+    # leaves in the watchdog's own run: a stall in which the loop used no CPU and the watchdog
+    # slept through most of it is (rightly) judged a pause of the process, not reported (seen
+    # on CI under two busy loops with a 0.3 s stall).
+    time.sleep(1.0)
 
 
 STILL_LINE = line_of(wait_until_reported_as_still_blocked, "stuck here")
