@@ -144,6 +144,7 @@ def test_a_script_that_never_stops_the_pool_closes_the_connections_at_exit(
     assert report["closed_on"][0].startswith(WORKER)
     # A worker still busy at exit is left to die with the process; the idle one has stopped.
     assert report["workers_alive_at_exit"] == (1 if stuck else 0)
+    assert report["stats_at_exit"]["leases"] == (3 if stuck else 1)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")

@@ -208,6 +208,7 @@ def _exit_without_shutdown(stuck: bool) -> None:
             thread.name.startswith("async-toolkit-worker-") and thread.is_alive()
             for thread in threading.enumerate()
         )
+        report["stats_at_exit"] = _stats()  # the closed pool's figures are still readable
         print(json.dumps(report), flush=True)
 
     atexit.register(print_report)

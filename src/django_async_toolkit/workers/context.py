@@ -201,7 +201,12 @@ def shutdown_pool(timeout: float | None = None) -> None:
 
 
 def _shutdown_at_exit() -> None:
-    shutdown_pool(timeout=_EXIT_TIMEOUT)
+    # Like shutdown_pool(), but the closed pool stays readable: exit hooks that run after this
+    # one may still report its figures (pool_stats()).
+    with _pool_module._lock:
+        pool = _pool
+    if pool is not None:
+        pool.close(_EXIT_TIMEOUT)
 
 
 async def ashutdown_pool(timeout: float | None = None) -> None:
