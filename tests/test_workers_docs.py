@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -10,6 +11,7 @@ from django.test import override_settings
 from django.urls import path
 
 from django_async_toolkit.asgi import ASGIHandler
+from django_async_toolkit.workers import get_pool
 from tests.asgi_helpers import call
 from tests.docs_examples import load_example
 from tests.test_sync import close_thread_sensitive_connection
@@ -29,6 +31,11 @@ async def test_health_endpoint_reports_the_pool() -> None:
     with override_settings(ROOT_URLCONF=urls, ASYNC_TOOLKIT_SYNC_WORKERS=2):
         handler = ASGIHandler()
         ping = await call(handler, "/ping/")
+        # The ping's worker goes back after its end-of-request housekeeping, which runs on the
+        # worker and may still be queued there when the response is in: wait for it.
+        pool = get_pool()
+        assert pool is not None
+        assert await asyncio.to_thread(pool.wait_idle, 30)
         health = await call(handler, "/health/")
     assert json.loads(ping.body) == {"pong": True}
     body = json.loads(health.body)
