@@ -63,6 +63,24 @@ async def read_response(communicator: ApplicationCommunicator) -> Response:
     return Response(start["status"], start["headers"], body, messages)
 
 
+def settle_pool_sync() -> None:
+    """Wait until every pool worker was given back, after the end-of-request housekeeping.
+
+    A worker runs that housekeeping (``close_old_connections``, which closes or keeps the
+    request's connections) when its lease ends, just after the request: look at connections
+    after this.
+    """
+    from django_async_toolkit import workers
+
+    pool = workers.get_pool()
+    assert pool is None or pool.wait_idle(TIMEOUT), "the pool's workers were not given back"
+
+
+async def settle_pool() -> None:
+    """:func:`settle_pool_sync` from async code."""
+    await asyncio.to_thread(settle_pool_sync)
+
+
 async def call(
     app: Any,
     path: str,

@@ -30,6 +30,7 @@ from tests.asgi_helpers import (
     http_scope,
     read_response,
     receivers,
+    settle_pool,
 )
 
 pytestmark = pytest.mark.urls("tests.asgi_urls")
@@ -100,6 +101,7 @@ async def test_orm_view_connection_closed_at_end(
     response = await call(ASGIHandler(), "/orm/")
     assert response.body == b"0"
     assert executors.created == 1
+    await settle_pool()
     (wrapper,) = state.wrappers
     assert wrapper in close_spy.opened
     assert close_spy.left_open == []
@@ -125,6 +127,7 @@ async def test_connection_handling_matches_django(
         spy = CloseSpy(monkeypatch)
         try:
             await call(handler_class(), path)
+            await settle_pool()
         finally:
             spy.stop()
         outcomes.append((len(spy.opened), len(spy.left_open)))
@@ -255,6 +258,7 @@ async def test_disconnect_after_orm_closes_the_connection(
     state: asgi_urls.State, close_spy: Any
 ) -> None:
     await _disconnect_while_waiting("/orm-wait/", state)
+    await settle_pool()
     (wrapper,) = state.wrappers
     assert wrapper in close_spy.opened
     assert close_spy.left_open == []

@@ -17,7 +17,7 @@ from django_async_toolkit import _compat
 from django_async_toolkit.asgi import ASGIHandler
 from django_async_toolkit.blocking import get_process_detector
 from tests import asgi_urls
-from tests.asgi_helpers import CloseSpy, ExecutorCounter
+from tests.asgi_helpers import CloseSpy, ExecutorCounter, settle_pool_sync
 from tests.servers import serve_asgi
 
 pytestmark = pytest.mark.urls("tests.asgi_urls")
@@ -144,6 +144,7 @@ def test_orm_view_connection_closed(
             assert client.get("/orm/").text == "0"
             assert client.get("/sync-orm/").text == "0"
         finished.wait_for(2)
+        settle_pool_sync()
     finally:
         spy.stop()
     assert len(spy.opened) == 2

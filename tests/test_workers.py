@@ -20,6 +20,7 @@ from django.test import override_settings
 from django_async_toolkit import _compat, workers
 from django_async_toolkit.conf import conf
 from django_async_toolkit.workers import PooledContext, WorkerPool, pooled_context
+from tests.asgi_helpers import settle_pool
 
 TIMEOUT = 30
 
@@ -64,11 +65,7 @@ async def on_worker() -> threading.Thread:
     return await sync_to_async(current_thread)()
 
 
-async def settle() -> None:
-    """Wait until every worker was given back (that happens on the worker, after the unit)."""
-    pool = workers.get_pool()
-    assert pool is not None
-    assert await asyncio.to_thread(pool.wait_idle, TIMEOUT)
+settle = settle_pool  # every worker given back (that happens on the worker, after the unit)
 
 
 def test_setting_defaults_to_8_and_accepts_none() -> None:

@@ -8,14 +8,19 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from typing import Any
 
+import django
 import pytest
+from asgiref.testing import ApplicationCommunicator
+from django.core.signals import request_finished
 from django.test import override_settings
 
 from django_async_toolkit import workers
 from django_async_toolkit.asgi import ASGIHandler
+from django_async_toolkit.workers.context import _LeaseExecutor
 from tests import workers_asgi_urls
-from tests.asgi_helpers import TIMEOUT, call
+from tests.asgi_helpers import TIMEOUT, call, http_scope, settle_pool
 
 pytestmark = pytest.mark.urls("tests.workers_asgi_urls")
 
@@ -30,10 +35,10 @@ def state() -> Iterator[workers_asgi_urls.State]:
 
 
 async def settle() -> workers.PoolStats:
-    pool = workers.get_pool()
-    assert pool is not None
-    assert await asyncio.to_thread(pool.wait_idle, TIMEOUT)
-    return pool.stats()
+    await settle_pool()
+    stats = workers.pool_stats()
+    assert stats is not None
+    return stats
 
 
 async def test_db_free_requests_never_lease_even_while_every_worker_is_leased(
@@ -98,6 +103,82 @@ async def test_request_start_housekeeping_runs_on_the_reused_worker(
     # before the second request used it, as Django's request_started does on a WSGI thread.
     assert first == {"before": 0, "after": 1}
     assert second == {"before": 0, "after": 1}
+
+
+@pytest.fixture
+def submitted(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The calls that units send to their leased workers (not the pool's own housekeeping)."""
+    calls: list[Any] = []
+    submit = _LeaseExecutor.submit
+
+    def counting_submit(self: _LeaseExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        calls.append(fn)
+        return submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(_LeaseExecutor, "submit", counting_submit)
+    return calls
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["/orm-once/", "/queries/"])
+async def test_a_request_sends_its_worker_only_its_own_calls(
+    submitted: list[Any], path: str
+) -> None:
+    """No call (no hop) for the end-of-request housekeeping: the worker runs it when the lease
+    ends, after the request's last call on it."""
+    response = await call(ASGIHandler(), path)
+    assert response.status == 200
+    assert len(submitted) == 1  # the ORM query, or the sync view that makes it
+    stats = await settle()
+    assert stats.leases == 1
+
+
+def _project_receiver(**kwargs: object) -> None:
+    pass
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_sync_request_finished_receiver_of_the_project_still_runs_on_the_worker(
+    submitted: list[Any],
+) -> None:
+    request_finished.connect(_project_receiver)
+    try:
+        response = await call(ASGIHandler(), "/orm-once/")
+    finally:
+        request_finished.disconnect(_project_receiver)
+    assert response.status == 200
+    assert len(submitted) == 2  # the query, then the response's close() as Django does it
+
+
+@pytest.mark.skipif(
+    django.VERSION < (5, 0), reason="Django 4.2's handler does not listen for a disconnect"
+)
+async def test_a_sync_view_still_running_after_a_disconnect_holds_back_the_request_end(
+    state: workers_asgi_urls.State,
+) -> None:
+    """As in Django: the request's end (``request_finished``, closing its body) waits for the
+    request's sync work still running, though nothing else would send the worker a call."""
+    finished: list[list[object]] = []
+
+    async def on_finished(**kwargs: object) -> None:
+        finished.append(list(state.outcome))
+
+    request_finished.connect(on_finished)
+    try:
+        scope = http_scope("/read-when-released/", method="POST")
+        communicator = ApplicationCommunicator(ASGIHandler(), scope)
+        await communicator.send_input({"type": "http.request", "body": b"Body data!"})
+        assert await asyncio.to_thread(state.holding.wait, TIMEOUT)
+        await communicator.send_input({"type": "http.disconnect"})
+        for _ in range(100):  # the handler's way to the request's end, were it not held back
+            await asyncio.sleep(0)
+        assert finished == []
+        state.release.set()
+        await communicator.wait(TIMEOUT)
+    finally:
+        request_finished.disconnect(on_finished)
+    assert state.outcome == [b"Body data!"]
+    assert finished == [[b"Body data!"]]
 
 
 @pytest.mark.django_db(transaction=True)

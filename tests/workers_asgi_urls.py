@@ -12,6 +12,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 
 from tests.models import Item
 
@@ -24,6 +25,7 @@ class State:
     release: threading.Event = field(default_factory=threading.Event)
     go: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    outcome: list[object] = field(default_factory=list)
 
 
 state = State()
@@ -44,6 +46,24 @@ def hold(request: HttpRequest) -> HttpResponse:
     state.holding.set()
     state.release.wait(30)
     return HttpResponse(threading.current_thread().name)
+
+
+async def orm_once(request: HttpRequest) -> HttpResponse:
+    """An async view that makes one thread-sensitive call (an ORM query), and no other."""
+    return HttpResponse(str(await Item.objects.acount()))
+
+
+@csrf_exempt
+def read_when_released(request: HttpRequest) -> HttpResponse:
+    """A sync view that reads its body only when the test releases it (its request may be gone
+    by then); records the body, or the error reading it raised."""
+    state.holding.set()
+    state.release.wait(30)
+    try:
+        state.outcome.append(request.body)
+    except Exception as error:
+        state.outcome.append(error)
+    return HttpResponse(b"read")
 
 
 def queries(request: HttpRequest) -> JsonResponse:
@@ -91,6 +111,8 @@ async def orm_then_stream(request: HttpRequest) -> StreamingHttpResponse:
 
 urlpatterns = [
     path("free/", free),
+    path("orm-once/", orm_once),
+    path("read-when-released/", read_when_released),
     path("hold/", hold),
     path("queries/", queries),
     path("nested/", nested),

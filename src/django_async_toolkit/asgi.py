@@ -17,9 +17,15 @@ when there is nothing:
 
 - at the start, when the request has no thread yet and no sync receiver other than Django's own
   is connected to ``request_started`` (async receivers are awaited on the event loop);
-- at the end, when the request still has no thread, no sync receiver other than Django's own is
-  connected to ``request_finished``, the response has no closers of its own (a file, an
-  iterator's ``close()``) and no cache in use has a ``close()`` that does something.
+- at the end, when the request still has no thread (or its sync work ran on pool workers, see
+  below), no sync receiver other than Django's own is connected to ``request_finished``, the
+  response has no closers of its own (a file, an iterator's ``close()``) and no cache in use has
+  a ``close()`` that does something.
+
+With the worker pool (:mod:`django_async_toolkit.workers`) a request's sync work runs on a leased
+worker, which runs Django's request-start receivers when the lease starts and
+``close_old_connections`` when it ends, after the request's last call on it: so a request that
+used the ORM pays no hop for the housekeeping either, only its own calls.
 
 It also speaks the ASGI lifespan protocol: see :meth:`ASGIHandler.startup` and
 :meth:`ASGIHandler.shutdown`.
@@ -48,6 +54,7 @@ from django.urls import set_script_prefix
 
 from django_async_toolkit import _compat, _handle, lifecycle, workers
 from django_async_toolkit.middleware.builtins import InlineMiddlewareLoaderMixin
+from django_async_toolkit.workers.context import housekeeping_left_to_pool
 
 __all__ = ["ASGIHandler", "get_asgi_application"]
 
@@ -189,8 +196,11 @@ class ASGIHandler(InlineMiddlewareLoaderMixin, django_asgi.ASGIHandler):
         """``request_finished``'s receivers if they can run on the loop, else ``None``.
 
         The sync receivers returned are the ones to call (Django's thread-bound ones left out).
+        A request served by pool workers needs no hop for Django's thread-bound receiver
+        (``close_old_connections``) once its calls are done: each worker runs it after the
+        request's last call on it, when the lease ends.
         """
-        if _compat.thread_sensitive_thread_exists():
+        if _compat.thread_sensitive_thread_exists() and not housekeeping_left_to_pool():
             return None
         sync_receivers, async_receivers = _compat.signal_live_receivers(
             signals.request_finished, sender

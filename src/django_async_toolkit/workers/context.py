@@ -12,9 +12,9 @@ import atexit
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
-from asgiref.sync import SyncToAsync, ThreadSensitiveContext
+from asgiref.sync import AsyncToSync, SyncToAsync, ThreadSensitiveContext
 
 from django_async_toolkit import _compat
 from django_async_toolkit.conf import conf
@@ -34,11 +34,12 @@ class _LeaseExecutor(Executor):
     otherwise leases a worker for that call.
     """
 
-    __slots__ = ("_ended", "_lease")
+    __slots__ = ("_ended", "_in_flight", "_lease")
 
     def __init__(self) -> None:
         self._lease: _Lease | None = None
         self._ended = False
+        self._in_flight = 0  # calls submitted and not done (run, failed or cancelled) yet
 
     @property
     def has_thread(self) -> bool:
@@ -47,8 +48,10 @@ class _LeaseExecutor(Executor):
 
     def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         future: Future[R] = Future()
+        future.add_done_callback(self._call_done)  # (before any worker can see the future)
         item: _Item = (future, fn, args, kwargs)
         with _pool_module._lock:
+            self._in_flight += 1
             lease = self._lease
             if lease is not None:
                 if not self._ended:
@@ -64,11 +67,16 @@ class _LeaseExecutor(Executor):
                     lease.end()  # one call, then the worker goes back
                 return future
         # No pool any more (ASYNC_TOOLKIT_SYNC_WORKERS became None): a thread for this call.
+        self._call_done(future)  # (that future is not used)
         fallback = ThreadPoolExecutor(max_workers=1, thread_name_prefix="async-toolkit-once")
         try:
             return fallback.submit(fn, *args, **kwargs)
         finally:
             fallback.shutdown(wait=False)
+
+    def _call_done(self, future: Future[Any]) -> None:
+        with _pool_module._lock:
+            self._in_flight -= 1
 
     def end(self) -> None:
         """The unit ended: release its worker after the work queued on it and the housekeeping."""
@@ -129,6 +137,26 @@ def release_worker() -> None:
     executor = SyncToAsync.context_to_thread_executor.get(context)
     if isinstance(executor, _LeaseExecutor):
         executor.end()
+
+
+def housekeeping_left_to_pool() -> bool:
+    """Whether the current unit's end-of-work housekeeping can be left to the pool's workers.
+
+    ``True`` inside a pooled context whose thread-sensitive calls run on leased workers (no
+    ``async_to_sync`` thread takes them instead), none of which is running or waiting now: each
+    worker the unit used runs ``close_old_connections`` (while it is connected to
+    ``request_finished``) after the unit's last call on it, before it serves another lease, so
+    the unit need not send a call of its own for that.
+    ``False`` while a call is in flight (a sync view still running after its request was
+    cancelled): housekeeping sent now must queue behind it, as Django's does.
+    """
+    if getattr(AsyncToSync.executors, "current", None) is not None:
+        return False  # asgiref sends the calls to the parent async_to_sync thread
+    context = SyncToAsync.thread_sensitive_context.get(None)
+    if context is None:
+        return False
+    executor = SyncToAsync.context_to_thread_executor.get(context)
+    return isinstance(executor, _LeaseExecutor) and executor._in_flight == 0
 
 
 def pooled_context() -> ThreadSensitiveContext:
