@@ -112,8 +112,10 @@ def table(payload: dict[str, Any]) -> str:
     missed = [r["name"] for r in payload["results"] if verdict(r) is False]
     summary = ""
     if missed:
-        count = "1 ratio is" if len(missed) == 1 else f"{len(missed)} ratios are"
-        summary = f"{count} below its target: {'; '.join(missed)}.\n\n"
+        count = (
+            "1 ratio is below its" if len(missed) == 1 else f"{len(missed)} ratios are below their"
+        )
+        summary = f"{count} target: {'; '.join(missed)}.\n\n"
     return f"{setup(payload)}\n\n{summary}" + "\n".join(line.rstrip() for line in lines) + "\n"
 
 

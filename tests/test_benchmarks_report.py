@@ -78,6 +78,8 @@ def test_the_table_marks_a_missed_target_plainly() -> None:
     assert f"**{BELOW}**" in below and "0.967x" in below
     assert BELOW not in unjudged
     assert "1 ratio is below its target: subject at 0.9668 for >= 0.97x." in text
+    two = table(payload(row(0.9668, ">= 0.97x"), row(3.7, ">= 4x")))
+    assert "2 ratios are below their target: subject at 0.9668 for >= 0.97x; subject at" in two
 
 
 def test_the_docs_results_have_targets_the_report_understands() -> None:
