@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import subprocess
 import sys
 import textwrap
@@ -28,9 +27,6 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def run(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
     pytester.makepyfile(test_it=textwrap.dedent(source))
-    # The inner run shares this process: garbage left by earlier tests (a dead thread's SQLite
-    # connection) must not be collected inside it, where its ResourceWarning counts as an error.
-    gc.collect()
     return pytester.runpytest("-p", "no:cacheprovider", "-p", "no:django", *args)
 
 
