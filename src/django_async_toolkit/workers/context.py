@@ -122,6 +122,15 @@ class PooledContext(ThreadSensitiveContext):
         self._lease_executor.end()
 
 
+def _current_lease_executor() -> _LeaseExecutor | None:
+    """The current unit's lease executor, or ``None`` outside a pooled context."""
+    context = SyncToAsync.thread_sensitive_context.get(None)
+    if context is None:
+        return None
+    executor = SyncToAsync.context_to_thread_executor.get(context)
+    return executor if isinstance(executor, _LeaseExecutor) else None
+
+
 def release_worker() -> None:
     """Give back the current unit's worker now, rather than when its pooled context exits.
 
@@ -131,11 +140,8 @@ def release_worker() -> None:
     no longer holds a worker while it waits for something else: the handler does this before it
     streams a response. Does nothing outside a pooled context, or when it has no worker.
     """
-    context = SyncToAsync.thread_sensitive_context.get(None)
-    if context is None:
-        return
-    executor = SyncToAsync.context_to_thread_executor.get(context)
-    if isinstance(executor, _LeaseExecutor):
+    executor = _current_lease_executor()
+    if executor is not None:
         executor.end()
 
 
@@ -152,11 +158,8 @@ def housekeeping_left_to_pool() -> bool:
     """
     if getattr(AsyncToSync.executors, "current", None) is not None:
         return False  # asgiref sends the calls to the parent async_to_sync thread
-    context = SyncToAsync.thread_sensitive_context.get(None)
-    if context is None:
-        return False
-    executor = SyncToAsync.context_to_thread_executor.get(context)
-    return isinstance(executor, _LeaseExecutor) and executor._in_flight == 0
+    executor = _current_lease_executor()
+    return executor is not None and executor._in_flight == 0
 
 
 def pooled_context() -> ThreadSensitiveContext:
@@ -253,9 +256,8 @@ async def ashutdown_pool(timeout: float | None = None) -> None:
 
 
 def _own_worker_thread() -> threading.Thread | None:
-    context = SyncToAsync.thread_sensitive_context.get(None)
-    executor = SyncToAsync.context_to_thread_executor.get(context) if context else None
-    if isinstance(executor, _LeaseExecutor):
+    executor = _current_lease_executor()
+    if executor is not None:
         with _pool_module._lock:
             lease = executor._lease
             if lease is not None and lease.worker is not None:
