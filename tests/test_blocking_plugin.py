@@ -27,7 +27,10 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def run(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
     pytester.makepyfile(test_it=textwrap.dedent(source))
-    return pytester.runpytest("-p", "no:cacheprovider", "-p", "no:django", *args)
+    # In a subprocess: an in-process run shares this process's garbage, and an object that an
+    # earlier test left behind (a dead thread's SQLite connection) collected inside the inner run
+    # is a ResourceWarning there, which its ``filterwarnings = error`` turns into a failure.
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:django", *args)
 
 
 def test_fixture_fails_a_test_that_blocks_its_loop_with_file_and_line(
@@ -178,7 +181,7 @@ def test_bad_ini_threshold_is_reported(project: pytest.Pytester) -> None:
 
 
 def test_marker_is_registered(project: pytest.Pytester) -> None:
-    result = project.runpytest("--markers")
+    result = project.runpytest_subprocess("-p", "no:django", "--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.no_blocking(threshold=None): fail this async*"])
 
 
