@@ -88,6 +88,43 @@ def setup(payload: dict[str, Any]) -> str:
     return f"Measured with {where}; {rounds}."
 
 
+def _rst_table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    rule = "  ".join("=" * w for w in widths)
+    lines = [rule, "  ".join(c.ljust(w) for c, w in zip(rows[0], widths, strict=True)), rule]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows[1:]]
+    lines.append(rule)
+    return [line.rstrip() for line in lines]
+
+
+def cpu_table(payload: dict[str, Any]) -> str:
+    """The server suites' CPU figures (``server_cpu``), or ``""`` when no row has them.
+
+    A contender's *cores* near 1.00 means its server kept one core busy: a Python server is
+    then bound by its own CPU time per request (the GIL), not by waiting.
+    """
+    rows: list[tuple[str, ...]] = [("Benchmark", "Server", "CPU per request", "Cores busy")]
+    for r in payload["results"]:
+        for contender in (r["subject"], r["baseline"]):
+            figures = r.get("server_cpu", {}).get(contender)
+            if figures:
+                rows.append(
+                    (
+                        r["name"],
+                        contender,
+                        f"{figures['us_per_request']:,.0f} µs",
+                        f"{figures['cores']:.2f}",
+                    )
+                )
+    if len(rows) == 1:
+        return ""
+    intro = (
+        "CPU time (user and system) of each server process under the load above, per request "
+        "served; *cores busy* is CPU seconds per second of load (1.00: one core kept busy).\n\n"
+    )
+    return intro + "\n".join(_rst_table(rows)) + "\n"
+
+
 def table(payload: dict[str, Any]) -> str:
     rows = [("Benchmark", "Ratio", "Target", "Verdict", "Subject", "Baseline")]
     for r in payload["results"]:
@@ -104,11 +141,7 @@ def table(payload: dict[str, Any]) -> str:
                 f"{r['baseline']}: {_figure(medians[r['baseline']], r['unit'])}",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    rule = "  ".join("=" * w for w in widths)
-    lines = [rule, "  ".join(c.ljust(w) for c, w in zip(rows[0], widths, strict=True)), rule]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows[1:]]
-    lines.append(rule)
+    lines = _rst_table(rows)
     missed = [r["name"] for r in payload["results"] if verdict(r) is False]
     summary = ""
     if missed:
@@ -116,7 +149,9 @@ def table(payload: dict[str, Any]) -> str:
             "1 ratio is below its" if len(missed) == 1 else f"{len(missed)} ratios are below their"
         )
         summary = f"{count} target: {'; '.join(missed)}.\n\n"
-    return f"{setup(payload)}\n\n{summary}" + "\n".join(line.rstrip() for line in lines) + "\n"
+    text = f"{setup(payload)}\n\n{summary}" + "\n".join(lines) + "\n"
+    cpu = cpu_table(payload)
+    return f"{text}\n{cpu}" if cpu else text
 
 
 def main(argv: list[str]) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -66,6 +67,10 @@ QUICK = Config(
 # servers
 
 
+#: The process id of each server started here, by its port (for :func:`server_cpu_seconds`).
+SERVER_PIDS: dict[int, int] = {}
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -95,6 +100,7 @@ def uvicorn_server(app_kind: str, **env: str) -> Iterator[int]:
         cwd=ROOT,
         env={**os.environ, "BENCH_APP": app_kind, **env},
     )
+    SERVER_PIDS[port] = process.pid
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -107,6 +113,7 @@ def uvicorn_server(app_kind: str, **env: str) -> Iterator[int]:
                 time.sleep(0.05)
         yield port
     finally:
+        SERVER_PIDS.pop(port, None)
         process.terminate()
         try:
             process.wait(timeout=15)
@@ -115,15 +122,45 @@ def uvicorn_server(app_kind: str, **env: str) -> Iterator[int]:
             process.wait()
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def server_cpu_seconds(port: int) -> float | None:
+    """The CPU time (user and system) used so far by the server on ``port`` and its child
+    processes (gunicorn's worker), or ``None`` where ``/proc`` does not tell (not Linux)."""
+    pid = SERVER_PIDS.get(port)
+    if pid is None or not Path("/proc/self/stat").exists():
+        return None
+    try:
+        total = _cpu_seconds(pid)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and entry.name != str(pid):
+                stat = entry.joinpath("stat")
+                try:
+                    if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:  # its ppid
+                        total += _cpu_seconds(int(entry.name))
+                except (OSError, IndexError, ValueError):
+                    continue  # gone meanwhile
+        return total
+    except OSError:
+        return None
+
+
 def _server_rounds(
     servers: dict[str, int], path: str, config: Config, extra: dict[str, Any]
 ) -> dict[str, list[float]]:
     from benchmarks.loadgen import load
 
     latencies: dict[str, list[float]] = {name: [] for name in servers}
+    # Per round: the server's CPU microseconds per request, and its CPU seconds per second of
+    # load (1.0 = one core kept busy: a Python server is then bound by its own CPU, the GIL).
+    cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
 
     def measure(name: str) -> Callable[[], float]:
         def run() -> float:
+            before = server_cpu_seconds(servers[name])
             result = load(
                 "127.0.0.1",
                 servers[name],
@@ -134,6 +171,10 @@ def _server_rounds(
             if result.errors:
                 raise RuntimeError(f"{name}: {result.errors} non-2xx answers on {path}")
             latencies[name].extend(result.latencies)
+            after = server_cpu_seconds(servers[name])
+            if before is not None and after is not None and result.requests:
+                used = after - before
+                cpu[name].append((1e6 * used / result.requests, used / result.elapsed))
             return result.rps
 
         return run
@@ -145,6 +186,12 @@ def _server_rounds(
             "p50": 1000 * values[len(values) // 2] if values else 0.0,
             "p99": 1000 * values[min(len(values) - 1, int(0.99 * len(values)))] if values else 0.0,
         }
+    for name, figures in cpu.items():
+        if figures:
+            extra.setdefault("server_cpu", {})[name] = {
+                "us_per_request": statistics.median(us for us, _ in figures),
+                "cores": statistics.median(cores for _, cores in figures),
+            }
     return rounds
 
 

@@ -31,7 +31,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from benchmarks.harness import Result
-from benchmarks.suites import ROOT, Config, _free_port, _server_rounds, uvicorn_server
+from benchmarks.suites import (
+    ROOT,
+    SERVER_PIDS,
+    Config,
+    _free_port,
+    _server_rounds,
+    uvicorn_server,
+)
 from benchmarks.workers_inprocess import STOCK, TOOLKIT
 
 POOL = 8
@@ -167,6 +174,7 @@ def gunicorn_server(url: str) -> Iterator[int]:
         cwd=ROOT,
         env=_env(url, BENCH_CONN_MAX_AGE="600", BENCH_APP_NAME="bench-gunicorn"),
     )
+    SERVER_PIDS[port] = process.pid
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -179,6 +187,7 @@ def gunicorn_server(url: str) -> Iterator[int]:
                 time.sleep(0.05)
         yield port
     finally:
+        SERVER_PIDS.pop(port, None)
         process.terminate()
         try:
             process.wait(timeout=15)

@@ -98,3 +98,20 @@ def test_the_chart_is_a_png_with_a_panel_per_run() -> None:
     assert panel_title(run).startswith("Django 6.1.3, Python 3.12.1, asgiref 3.13.0")
     with pytest.raises(ValueError, match="at least one"):
         render([])
+
+
+def test_the_servers_cpu_per_request_is_tabled_when_measured() -> None:
+    cpu = {
+        "toolkit": {"us_per_request": 891.4, "cores": 0.994},
+        "django": {"us_per_request": 1891.0, "cores": 0.63},
+    }
+    text = table(payload(row(3.3, ">= 4x", server_cpu=cpu), row(6.5, ">= 4x")))
+    lines = text.splitlines()
+    header = [line for line in lines if line.startswith("Benchmark")][-1]
+    assert header.split() == ["Benchmark", "Server", "CPU", "per", "request", "Cores", "busy"]
+    toolkit = next(line for line in lines if "891 µs" in line)
+    django = next(line for line in lines if "1,891 µs" in line)
+    assert toolkit.startswith("subject at 3.3 ") and "toolkit" in toolkit and "0.99" in toolkit
+    assert "django" in django and "0.63" in django
+    assert "subject at 6.5" not in text.split("CPU time")[1]  # a row without figures is left out
+    assert "CPU time" not in table(payload(row(6.5, ">= 4x")))
