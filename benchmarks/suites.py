@@ -78,28 +78,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def uvicorn_server(app_kind: str, **env: str) -> Iterator[int]:
-    """A uvicorn subprocess on 127.0.0.1 serving ``benchmarks.asgi`` (``BENCH_APP=app_kind``)."""
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "benchmarks.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--lifespan",
-            "auto",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "BENCH_APP": app_kind, **env},
-    )
+def server_process(what: str, port: int, args: list[str], env: dict[str, str]) -> Iterator[int]:
+    """Run ``args`` (a server listening on 127.0.0.1:``port``) until the block ends; yield the
+    port once it accepts connections. Its pid is in :data:`SERVER_PIDS` meanwhile."""
+    process = subprocess.Popen(args, cwd=ROOT, env=env)
     SERVER_PIDS[port] = process.pid
     try:
         deadline = time.monotonic() + 30
@@ -109,7 +91,7 @@ def uvicorn_server(app_kind: str, **env: str) -> Iterator[int]:
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"uvicorn ({app_kind}) did not start") from None
+                    raise RuntimeError(f"{what} did not start") from None
                 time.sleep(0.05)
         yield port
     finally:
@@ -122,8 +104,36 @@ def uvicorn_server(app_kind: str, **env: str) -> Iterator[int]:
             process.wait()
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+@contextmanager
+def uvicorn_server(app_kind: str, **env: str) -> Iterator[int]:
+    """A uvicorn subprocess on 127.0.0.1 serving ``benchmarks.asgi`` (``BENCH_APP=app_kind``)."""
+    port = _free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--lifespan",
+        "auto",
+    ]
+    environment = {**os.environ, "BENCH_APP": app_kind, **env}
+    with server_process(f"uvicorn ({app_kind})", port, args, environment):
+        yield port
+
+
+def _stat(pid: int | str) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (field 3 onwards)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _cpu_seconds(fields: list[str]) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
@@ -131,16 +141,16 @@ def server_cpu_seconds(port: int) -> float | None:
     """The CPU time (user and system) used so far by the server on ``port`` and its child
     processes (gunicorn's worker), or ``None`` where ``/proc`` does not tell (not Linux)."""
     pid = SERVER_PIDS.get(port)
-    if pid is None or not Path("/proc/self/stat").exists():
+    if pid is None:
         return None
     try:
-        total = _cpu_seconds(pid)
+        total = _cpu_seconds(_stat(pid))
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit() and entry.name != str(pid):
-                stat = entry.joinpath("stat")
                 try:
-                    if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:  # its ppid
-                        total += _cpu_seconds(int(entry.name))
+                    fields = _stat(entry.name)
+                    if int(fields[1]) == pid:  # its parent
+                        total += _cpu_seconds(fields)
                 except (OSError, IndexError, ValueError):
                     continue  # gone meanwhile
         return total

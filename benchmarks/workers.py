@@ -18,11 +18,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -33,10 +31,10 @@ from urllib.parse import urlsplit
 from benchmarks.harness import Result
 from benchmarks.suites import (
     ROOT,
-    SERVER_PIDS,
     Config,
     _free_port,
     _server_rounds,
+    server_process,
     uvicorn_server,
 )
 from benchmarks.workers_inprocess import STOCK, TOOLKIT
@@ -154,46 +152,25 @@ def workers_in_process(config: Config) -> list[Result]:
 def gunicorn_server(url: str) -> Iterator[int]:
     """gunicorn (one process, 8 threads) on 127.0.0.1 serving ``benchmarks.workers_wsgi``."""
     port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "benchmarks.workers_wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "8",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=_env(url, BENCH_CONN_MAX_AGE="600", BENCH_APP_NAME="bench-gunicorn"),
-    )
-    SERVER_PIDS[port] = process.pid
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not start") from None
-                time.sleep(0.05)
+    args = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "benchmarks.workers_wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "8",
+        "--log-level",
+        "warning",
+    ]
+    environment = _env(url, BENCH_CONN_MAX_AGE="600", BENCH_APP_NAME="bench-gunicorn")
+    with server_process("gunicorn", port, args, environment):
         yield port
-    finally:
-        SERVER_PIDS.pop(port, None)
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _held_connections(server_url: str, application_name: str) -> int:
